@@ -1,0 +1,69 @@
+"""Atomic file output: a reader never sees a half-written file, and a failed command leaves none behind."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from litetrain.errors import UsageError
+
+
+def _check_parent(path: Path) -> None:
+    parent = path.parent
+    if not parent.exists():
+        raise UsageError(
+            f"Cannot write {str(path)!r}: the folder {str(parent)!r} does not exist.",
+            hint="Create the folder first or choose another output path.",
+        )
+    if not os.access(parent, os.W_OK):
+        raise UsageError(f"Cannot write {str(path)!r}: the folder {str(parent)!r} is not writable.")
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Writes ``data`` to a temporary file beside ``path``, flushes it to disk, then renames it into place."""
+    path = Path(path)
+    _check_parent(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Text version of :func:`atomic_write_bytes` (UTF-8)."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+@contextlib.contextmanager
+def staging_dir(final_dir: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yields an empty temporary folder beside ``final_dir``; on success its entries replace those in ``final_dir``.
+
+    On an exception the staging folder is removed and ``final_dir`` is left as it was.
+    """
+    final = Path(final_dir)
+    if final.exists() and not final.is_dir():
+        raise UsageError(f"Output path {str(final)!r} exists and is not a folder.", hint="Choose a folder path.")
+    _check_parent(final.absolute())
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.absolute().parent))
+    try:
+        yield tmp
+        final.mkdir(exist_ok=True)
+        for entry in tmp.iterdir():
+            target = final / entry.name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            os.replace(entry, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

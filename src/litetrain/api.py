@@ -1,0 +1,204 @@
+"""The Python API: ``build``, ``check``, ``compare`` and ``demo`` (what the CLI commands call)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from litetrain.config import LossConfig, Optimizer, OptimizerConfig, Tolerances, TrainableSpec
+from litetrain.data.dataset import Dataset, load_dataset
+
+DEFAULT_STEPS = 100
+DEMO_STEPS = 300
+DEMO_DATA = "digits:28x28"
+DEMO_OPTIMIZER = OptimizerConfig(Optimizer.SGD, learning_rate=0.05)
+
+
+def seed_everything(seed: int) -> None:
+    """Seeds Python, numpy and TensorFlow (via Keras) so factories build the same initial weights every run."""
+    from litetrain._lazy import import_module
+
+    import_module("keras").utils.set_random_seed(seed)
+
+
+def build(model: Any, **kwargs: Any) -> Any:
+    """Builds a trainable TFLite model from a Keras model; see :func:`litetrain.build.builder.build`."""
+    from litetrain.build.builder import build as _build
+
+    return _build(model, **kwargs)
+
+
+def check(
+    model: Any,
+    data: str | Dataset | None = None,
+    *,
+    loss: LossConfig | str | None = None,
+    optimizer: OptimizerConfig | None = None,
+    batch_size: int | None = None,
+    steps: int | None = None,
+    epochs: int | None = None,
+    seed: int | None = None,
+    trainable: TrainableSpec | str | None = None,
+    tolerances: Tolerances | None = None,
+    select_tf_ops: bool = False,
+    kind: str = "check",
+) -> Any:
+    """Builds, converts, trains TensorFlow and TFLite twins on identical batches, and compares them.
+
+    Args:
+        model: Keras model object, path or factory ``module:function``.
+        data: ``digits`` (default), ``digits:HxW``, an ``.npz`` path, or a :class:`Dataset`.
+        loss, optimizer, batch_size, trainable, select_tf_ops: As for :func:`build`.
+        steps, epochs: Training length (default 100 steps).
+        seed: Seeds weight initialization of factories and the batch order (default 0).
+        tolerances: atol/rtol of every comparison.
+
+    Returns:
+        A :class:`~litetrain.compare.result.ComparisonResult`; truthy when the verdict passed.
+    """
+    from litetrain.build.builder import build as _build
+    from litetrain.compare.session import run_comparison
+    from litetrain.data.batching import plan_batches
+    from litetrain.data.fit import fit_to_model
+    from litetrain.runtime.base import TensorInfo
+    from litetrain.runtime.litert import LiteRTRunner
+    from litetrain.runtime.tensorflow import TensorflowModuleRunner
+
+    seed = 0 if seed is None else int(seed)
+    tol = tolerances or Tolerances()
+    if steps is None and epochs is None:
+        steps = DEFAULT_STEPS
+    dataset = load_dataset(data)
+    seed_everything(seed)
+    result = _build(
+        model, loss=loss, optimizer=optimizer, batch_size=batch_size, trainable=trainable,
+        select_tf_ops=select_tf_ops, tolerances=tol,
+    )
+    module = result.module
+    t0 = time.perf_counter()
+    candidate = LiteRTRunner(result.tflite)  # raises RuntimeUnavailableError for Flex models
+    reference = TensorflowModuleRunner(module)
+    y_info = TensorInfo("y", tuple(module.y_spec.shape.as_list()), module.y_dtype)
+    fitted = fit_to_model(dataset, candidate.train_inputs[0], y_info, module.output_shape, module.loss_config)
+    plan = plan_batches(len(fitted.x), module.batch_size, steps=steps, epochs=epochs, seed=seed)
+    model_info = {
+        "source": result.loaded.source,
+        "framework": result.loaded.framework.value,
+        "size_bytes": len(result.tflite),
+        "ops": result.census.to_json(),
+        "signatures": result.signatures(),
+        "variables": [v.to_json() for v in result.variables],
+        "frozen_layers": list(module.frozen_layers),
+        "rewritten_gradients": list(result.rewritten_gradients),
+        "verification": result.verification.to_json() if result.verification else None,
+    }
+    settings = {
+        **result.settings,
+        "steps": plan.steps,
+        "epochs": epochs,
+        "seed": seed,
+        "data": dataset.name,
+        "dropout": "inactive in both twins (layers run with training=False)",
+    }
+    return run_comparison(
+        kind=kind,
+        reference=reference,
+        candidate=candidate,
+        fresh_candidate=lambda: LiteRTRunner(result.tflite),
+        data=fitted,
+        plan=plan,
+        tol=tol,
+        from_logits=module.loss_config.from_logits,
+        model_info=model_info,
+        data_info=dataset.describe(),
+        settings=settings,
+        require_exact_initial_weights=True,
+        timings={**result.timings, "setup_s": time.perf_counter() - t0},
+    )
+
+
+def compare(
+    reference: str | Path,
+    candidate: str | Path,
+    data: str | Dataset | None = None,
+    *,
+    batch_size: int | None = None,
+    steps: int | None = None,
+    epochs: int | None = None,
+    seed: int | None = None,
+    tolerances: Tolerances | None = None,
+) -> Any:
+    """Compares an existing pair: a reference SavedModel and a candidate .tflite with the signature convention.
+
+    The candidate's weights as converted are first compared with the reference's (a difference is reported and
+    fails the verdict), then both are set to the reference's weights and trained on identical batches.
+    """
+    from litetrain.compare.session import run_comparison
+    from litetrain.convert.census import op_census
+    from litetrain.data.batching import plan_batches
+    from litetrain.data.fit import fit_to_model
+    from litetrain.runtime.litert import LiteRTRunner, read_model
+    from litetrain.runtime.tensorflow import SavedModelRunner
+
+    seed = 0 if seed is None else int(seed)
+    tol = tolerances or Tolerances()
+    if steps is None and epochs is None:
+        steps = DEFAULT_STEPS
+    dataset = load_dataset(data)
+    model_bytes = read_model(candidate)
+    cand = LiteRTRunner(model_bytes)
+    ref = SavedModelRunner(reference)
+    fixed = ref.train_batch_size
+    if batch_size is not None and fixed is not None and batch_size != fixed:
+        from litetrain.errors import UsageError
+
+        raise UsageError(
+            f"--batch-size {batch_size} differs from the reference's train signature batch size {fixed}.",
+            hint="Omit --batch-size; it is read from the model.",
+        )
+    batch = fixed or batch_size or 32
+    in_shape = tuple(d or 1 for d in ref.infer_input.shape[1:])
+    probe = ref.infer(np.zeros((1, *in_shape), ref.infer_input.dtype))[ref.primary_output]
+    fitted = fit_to_model(dataset, ref.train_inputs[0], ref.train_inputs[1], tuple(probe.shape[1:]), None)
+    plan = plan_batches(len(fitted.x), batch, steps=steps, epochs=epochs, seed=seed)
+    model_info = {
+        "reference": str(reference),
+        "candidate": str(candidate),
+        "size_bytes": len(model_bytes),
+        "ops": op_census(model_bytes).to_json(),
+    }
+    settings = {"batch_size": batch, "steps": plan.steps, "epochs": epochs, "seed": seed, "data": dataset.name}
+    return run_comparison(
+        kind="compare",
+        reference=ref,
+        candidate=cand,
+        fresh_candidate=lambda: LiteRTRunner(model_bytes),
+        data=fitted,
+        plan=plan,
+        tol=tol,
+        from_logits=None,
+        model_info=model_info,
+        data_info=dataset.describe(),
+        settings=settings,
+        require_exact_initial_weights=False,
+    )
+
+
+def demo(*, steps: int | None = None, seed: int | None = None, tolerances: Tolerances | None = None) -> Any:
+    """The main job on the bundled data: the 2021 post's model, SGD, digits resized to 28x28, twin training."""
+    from litetrain.models import tutorial_2021
+
+    return check(
+        tutorial_2021,
+        DEMO_DATA,
+        loss=LossConfig.parse("categorical_crossentropy", from_logits=True),
+        optimizer=DEMO_OPTIMIZER,
+        batch_size=32,
+        steps=DEMO_STEPS if steps is None else steps,
+        seed=seed,
+        tolerances=tolerances,
+        kind="demo",
+    )

@@ -1,0 +1,98 @@
+"""Option groups shared by several subcommands, and turning parsed options into configs."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from litetrain._io import _check_parent
+from litetrain.config import LossConfig, Optimizer, OptimizerConfig, Tolerances, TrainableSpec
+from litetrain.errors import UsageError
+
+
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model, loss and optimizer")
+    g.add_argument("model", metavar="MODEL",
+                   help="a .keras file, a tf_keras .h5 or SavedModel folder, or a factory 'package.module:function'")
+    g.add_argument("--loss", help="sparse_categorical_crossentropy | categorical_crossentropy | binary_crossentropy "
+                   "| mse | mae (default: the compiled model's loss)")
+    logits = g.add_mutually_exclusive_group()
+    logits.add_argument("--from-logits", dest="from_logits", action="store_true", default=None,
+                        help="the model outputs logits (default: inferred from the output activation)")
+    logits.add_argument("--from-probabilities", dest="from_logits", action="store_false",
+                        help="the model outputs probabilities (softmax/sigmoid)")
+    g.add_argument("--optimizer", choices=[o.value for o in Optimizer],
+                   help="default: the compiled model's optimizer, else sgd")
+    g.add_argument("--lr", "--learning-rate", dest="lr", type=float, help="learning rate (default: Keras default)")
+    g.add_argument("--momentum", type=float, help="sgd, rmsprop")
+    g.add_argument("--nesterov", action="store_true", default=None, help="sgd: Nesterov momentum")
+    g.add_argument("--beta1", type=float, help="adam, adamw")
+    g.add_argument("--beta2", type=float, help="adam, adamw")
+    g.add_argument("--epsilon", type=float, help="adam, adamw, rmsprop")
+    g.add_argument("--weight-decay", type=float, help="adamw")
+    g.add_argument("--rho", type=float, help="rmsprop")
+    g.add_argument("--trainable", default=None,
+                   help="all (default), last:N (the last N layers that have weights) or layer names a,b; the rest "
+                   "are frozen and folded into constants")
+    g.add_argument("--select-tf-ops", action="store_true",
+                   help="reproduce the 2021 recipe with select-TF (Flex) ops instead of builtin-only gradients; "
+                   "current desktop interpreters cannot run such a model")
+
+
+def add_batch_size(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--batch-size", type=int, default=None, help="fixed batch size of the train signature (default 32)")
+
+
+def add_training_options(p: argparse.ArgumentParser, *, data: bool = True) -> None:
+    g = p.add_argument_group("training")
+    if data:
+        g.add_argument("--data", default="digits",
+                       help="digits (default), digits:HxW (resized, e.g. digits:28x28), or a .npz with x, y "
+                       "[, x_test, y_test]")
+    length = g.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=int, help="train steps (default 100)")
+    length.add_argument("--epochs", type=int, help="full passes over the training data instead of --steps")
+    g.add_argument("--seed", type=int, default=None, help="seeds initialization and batch order (default 0)")
+
+
+def add_output_options(p: argparse.ArgumentParser, *, default_json: str | None = None) -> None:
+    g = p.add_argument_group("verdict and output")
+    g.add_argument("--atol", type=float, help=f"absolute tolerance (default {Tolerances.DEFAULT_ATOL:g})")
+    g.add_argument("--rtol", type=float, help=f"relative tolerance (default {Tolerances.DEFAULT_RTOL:g})")
+    g.add_argument("--json", dest="json_out", default=default_json, metavar="OUT",
+                   help="write the result as JSON" + (f" (default {default_json})" if default_json else ""))
+    g.add_argument("-q", "--quiet", action="store_true", help="print only the verdict line")
+
+
+def loss_config(args: argparse.Namespace) -> LossConfig | None:
+    if args.loss is None:
+        if args.from_logits is not None:
+            raise UsageError("--from-logits/--from-probabilities need --loss.")
+        return None
+    return LossConfig.parse(args.loss, args.from_logits)
+
+
+def optimizer_config(args: argparse.Namespace) -> OptimizerConfig | None:
+    extra = {
+        "momentum": args.momentum, "nesterov": args.nesterov, "beta_1": args.beta1, "beta_2": args.beta2,
+        "epsilon": args.epsilon, "weight_decay": args.weight_decay, "rho": args.rho,
+    }
+    if args.optimizer is None:
+        if args.lr is not None or any(v is not None for v in extra.values()):
+            raise UsageError("Optimizer hyperparameters need --optimizer (sgd, adam, adamw or rmsprop).")
+        return None
+    return OptimizerConfig(Optimizer(args.optimizer), learning_rate=args.lr, **extra)
+
+
+def trainable_spec(args: argparse.Namespace) -> TrainableSpec:
+    return TrainableSpec.parse(args.trainable)
+
+
+def tolerances(args: argparse.Namespace) -> Tolerances:
+    return Tolerances(args.atol, args.rtol)
+
+
+def check_output_path(path: str | None) -> None:
+    """Fails before any work if an output file could not be written."""
+    if path:
+        _check_parent(Path(path).absolute())

@@ -1,0 +1,1 @@
+"""Compare stage: metrics, twin training on identical batches, inference and checkpoint checks, the verdict."""

@@ -1,0 +1,165 @@
+"""Result records of a comparison and the verdict (frozen dataclasses; truthy when the verdict passed)."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from litetrain._io import atomic_write_text
+
+SCHEMA_VERSION = "1.0"
+
+
+class Verdict(enum.StrEnum):
+    """What the comparison concluded."""
+
+    CONSISTENT = "consistent"
+    """TFLite trains like TensorFlow: every difference is within tolerance."""
+    INCONSISTENT = "inconsistent"
+    """At least one difference is beyond tolerance; ``reasons`` says which."""
+
+
+DEFAULT_FAIL_ON = (Verdict.INCONSISTENT,)
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckItem:
+    """One pass/fail check that feeds the verdict."""
+
+    name: str
+    passed: bool
+    detail: str
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class InferenceComparison:
+    """Outputs of both twins on the held-out data."""
+
+    samples: int
+    max_abs_error: float
+    max_rel_error: float
+    mean_abs_error: float
+    argmax_agreement: float
+    accuracy: dict[str, float | None]
+    within_tolerance: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointCheck:
+    """Save from the trained interpreter, restore into a fresh one: are outputs and weights bit-identical?"""
+
+    roundtrip_exact: bool
+    variables: int
+    size_bytes: int
+    max_abs_output_diff: float
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainComparison:
+    """Per-step losses of both twins and the weight differences at the recorded steps."""
+
+    steps: int
+    batch_size: int
+    epochs: float
+    seed: int
+    loss: dict[str, list[float]]
+    max_abs_loss_diff: float
+    max_rel_loss_diff: float
+    first_step_beyond_tolerance: int | None
+    max_abs_weight_diff: float | None
+    max_rel_weight_diff: float | None
+    weights: dict[str, dict[str, Any]]
+    steps_per_second: dict[str, float]
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class ComparisonResult:
+    """Everything a check or compare measured, and the verdict. ``bool(result)`` is True when it passed."""
+
+    kind: str
+    verdict: Verdict
+    passed: bool
+    explanation: str
+    checks: tuple[CheckItem, ...]
+    model: dict[str, Any]
+    data: dict[str, Any]
+    settings: dict[str, Any]
+    initial_weights: dict[str, Any]
+    train: TrainComparison
+    inference: dict[str, InferenceComparison]
+    checkpoint: CheckpointCheck | None
+    environment: dict[str, Any]
+    timings: dict[str, float]
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    @property
+    def reasons(self) -> list[str]:
+        return [c.detail for c in self.checks if not c.passed]
+
+    def to_json(self) -> dict[str, Any]:
+        """The versioned, machine-readable form (documented in docs/report-schema.md)."""
+        return _finite({
+            "schema_version": SCHEMA_VERSION,
+            "kind": self.kind,
+            "verdict": self.verdict.value,
+            "passed": self.passed,
+            "explanation": self.explanation,
+            "reasons": self.reasons,
+            "checks": [c.to_json() for c in self.checks],
+            "model": self.model,
+            "data": self.data,
+            "settings": self.settings,
+            "initial_weights": self.initial_weights,
+            "train": self.train.to_json(),
+            "inference": {k: v.to_json() for k, v in self.inference.items()},
+            "checkpoint": self.checkpoint.to_json() if self.checkpoint else None,
+            "environment": self.environment,
+            "timings_s": self.timings,
+        })
+
+    def save(self, path: str | Path) -> Path:
+        """Writes the JSON form atomically."""
+        return atomic_write_text(path, json.dumps(self.to_json(), indent=2) + "\n")
+
+    def __str__(self) -> str:
+        from litetrain.report.console import render_comparison
+
+        return render_comparison(self)
+
+    def _repr_html_(self) -> str:
+        from litetrain.report.console import render_comparison_html
+
+        return render_comparison_html(self)
+
+
+def _finite(obj: Any) -> Any:
+    """JSON has no NaN/Inf: write them as strings so the file stays standard JSON."""
+    if isinstance(obj, float):
+        if math.isnan(obj):
+            return "NaN"
+        if math.isinf(obj):
+            return "Infinity" if obj > 0 else "-Infinity"
+        return obj
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj

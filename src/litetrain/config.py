@@ -1,0 +1,179 @@
+"""Configuration records and enums shared by every stage (cf. ai-edge-quantizer's ``qtyping.py``).
+
+Every parameter that has a default is ``None`` here and resolved once where it is used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import re
+
+from litetrain.errors import UsageError
+
+
+class Loss(enum.StrEnum):
+    """Losses that litetrain builds into the train signature."""
+
+    SPARSE_CATEGORICAL_CROSSENTROPY = "sparse_categorical_crossentropy"
+    CATEGORICAL_CROSSENTROPY = "categorical_crossentropy"
+    BINARY_CROSSENTROPY = "binary_crossentropy"
+    MSE = "mse"
+    MAE = "mae"
+
+    @property
+    def is_classification(self) -> bool:
+        return self in (Loss.SPARSE_CATEGORICAL_CROSSENTROPY, Loss.CATEGORICAL_CROSSENTROPY, Loss.BINARY_CROSSENTROPY)
+
+    @property
+    def has_from_logits(self) -> bool:
+        return self.is_classification
+
+
+_LOSS_ALIASES = {
+    "sparse_categorical_crossentropy": Loss.SPARSE_CATEGORICAL_CROSSENTROPY,
+    "sparse-ce": Loss.SPARSE_CATEGORICAL_CROSSENTROPY,
+    "sparse_ce": Loss.SPARSE_CATEGORICAL_CROSSENTROPY,
+    "categorical_crossentropy": Loss.CATEGORICAL_CROSSENTROPY,
+    "categorical-ce": Loss.CATEGORICAL_CROSSENTROPY,
+    "ce": Loss.CATEGORICAL_CROSSENTROPY,
+    "binary_crossentropy": Loss.BINARY_CROSSENTROPY,
+    "binary-ce": Loss.BINARY_CROSSENTROPY,
+    "bce": Loss.BINARY_CROSSENTROPY,
+    "mse": Loss.MSE,
+    "mean_squared_error": Loss.MSE,
+    "mae": Loss.MAE,
+    "mean_absolute_error": Loss.MAE,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+    """A loss and, for cross-entropies, whether the model outputs logits (None: inferred from the model)."""
+
+    name: Loss
+    from_logits: bool | None = None
+
+    @classmethod
+    def parse(cls, text: str, from_logits: bool | None = None) -> LossConfig:
+        key = text.strip().lower().replace(" ", "_")
+        if key not in _LOSS_ALIASES:
+            raise UsageError(
+                f"Unknown loss {text!r}.", hint=f"Choose one of: {', '.join(sorted({str(v) for v in Loss}))}."
+            )
+        return cls(_LOSS_ALIASES[key], from_logits)
+
+
+class Optimizer(enum.StrEnum):
+    """Optimizers that litetrain builds into the train signature (Keras implementations)."""
+
+    SGD = "sgd"
+    ADAM = "adam"
+    ADAMW = "adamw"
+    RMSPROP = "rmsprop"
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerConfig:
+    """An optimizer and its hyperparameters; None means the Keras default of that optimizer."""
+
+    name: Optimizer
+    learning_rate: float | None = None
+    momentum: float | None = None
+    nesterov: bool | None = None
+    beta_1: float | None = None
+    beta_2: float | None = None
+    epsilon: float | None = None
+    weight_decay: float | None = None
+    rho: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.learning_rate is not None and not self.learning_rate > 0:
+            raise UsageError(f"The learning rate must be positive; received {self.learning_rate}.")
+        allowed = {
+            Optimizer.SGD: {"momentum", "nesterov"},
+            Optimizer.ADAM: {"beta_1", "beta_2", "epsilon"},
+            Optimizer.ADAMW: {"beta_1", "beta_2", "epsilon", "weight_decay"},
+            Optimizer.RMSPROP: {"rho", "momentum", "epsilon"},
+        }[self.name]
+        for field in ("momentum", "nesterov", "beta_1", "beta_2", "epsilon", "weight_decay", "rho"):
+            if getattr(self, field) is not None and field not in allowed:
+                raise UsageError(
+                    f"--{field.replace('_', '-')} does not apply to the {self.name.value} optimizer.",
+                    hint=f"{self.name.value} takes: {', '.join(sorted(allowed)) or 'only the learning rate'}.",
+                )
+
+    def keras_kwargs(self) -> dict[str, float | bool]:
+        """Keyword arguments for the Keras optimizer class (only those that were set)."""
+        out: dict[str, float | bool] = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.name != "name" and value is not None:
+                out[field.name] = value
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainableSpec:
+    """Which layers train: all, the last N, or named ones; the rest are frozen and folded into constants."""
+
+    mode: str = "all"  # "all" | "last" | "names"
+    last: int = 0
+    names: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, text: str | None) -> TrainableSpec:
+        """Parses ``all``, ``last:N`` (or a bare ``N``), or ``name1,name2``."""
+        if text is None or text.strip() in ("", "all"):
+            return cls()
+        text = text.strip()
+        m = re.fullmatch(r"(?:last:)?(\d+)", text)
+        if m:
+            n = int(m.group(1))
+            if n < 1:
+                raise UsageError(f"--trainable last:N needs N >= 1; received {text!r}.")
+            return cls("last", last=n)
+        names = tuple(n.strip() for n in text.split(",") if n.strip())
+        if not names:
+            raise UsageError(f"Cannot read --trainable {text!r}.", hint="Use all, last:N, or layer names a,b,c.")
+        return cls("names", names=names)
+
+    def describe(self) -> str:
+        if self.mode == "all":
+            return "all"
+        if self.mode == "last":
+            return f"last:{self.last}"
+        return ",".join(self.names)
+
+
+@dataclasses.dataclass(frozen=True)
+class Tolerances:
+    """Absolute and relative tolerances: ``|a - b| <= atol + rtol * scale`` (scale: the reference's magnitude).
+
+    The defaults sit two orders of magnitude above the float32 rounding differences measured between TensorFlow
+    and LiteRT on stable training (~2e-7 in loss, FACTS.md), and far below any real defect seen.
+    """
+
+    atol: float | None = None
+    rtol: float | None = None
+
+    DEFAULT_ATOL = 1e-5
+    DEFAULT_RTOL = 1e-4
+
+    @property
+    def a(self) -> float:
+        return self.DEFAULT_ATOL if self.atol is None else self.atol
+
+    @property
+    def r(self) -> float:
+        return self.DEFAULT_RTOL if self.rtol is None else self.rtol
+
+    def __post_init__(self) -> None:
+        for name in ("atol", "rtol"):
+            value = getattr(self, name)
+            if value is not None and not value >= 0:
+                raise UsageError(f"--{name} must be >= 0; received {value}.")
+
+    def allows(self, diff: float, scale: float) -> bool:
+        """True when ``diff`` is within tolerance of a reference of magnitude ``scale`` (NaN never passes)."""
+        return bool(diff <= self.a + self.r * abs(scale))  # NaN compares False

@@ -1,0 +1,1 @@
+"""Report stage: JSON (machine-readable, versioned) and the console table."""

@@ -1,0 +1,87 @@
+"""A short table of a comparison for the terminal, and the same as HTML for Jupyter."""
+
+from __future__ import annotations
+
+import html
+import textwrap
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from litetrain.compare.result import ComparisonResult
+
+
+def _fmt(value: float | None, pct: bool = False) -> str:
+    if value is None:
+        return "-"
+    if value != value:
+        return "NaN"
+    return f"{value:.1%}" if pct else (f"{value:.3g}" if abs(value) < 1e-3 and value != 0 else f"{value:.6g}")
+
+
+def table_rows(result: ComparisonResult) -> list[tuple[str, str, str, str]]:
+    """(label, reference, candidate, difference) rows shared by the text and HTML renderings."""
+    train = result.train
+    names = list(train.loss)
+    ref, cand = names[0], names[1]
+    rows: list[tuple[str, str, str, str]] = []
+    steps = sorted({1, 10, 100, train.steps} & set(range(1, train.steps + 1)))
+    for s in steps:
+        a, b = train.loss[ref][s - 1], train.loss[cand][s - 1]
+        rows.append((f"loss at step {s}", _fmt(a), _fmt(b), _fmt(abs(a - b))))
+    rows.append(("largest loss difference", "", "", _fmt(train.max_abs_loss_diff)))
+    rows.append(("largest weight difference", "", "", _fmt(train.max_abs_weight_diff)))
+    after = result.inference["after"]
+    rows.append(("test accuracy", _fmt(after.accuracy.get(ref), True), _fmt(after.accuracy.get(cand), True),
+                 ""))
+    rows.append(("largest output difference", "", "", _fmt(after.max_abs_error)))
+    rows.append(("argmax agreement", "", "", _fmt(after.argmax_agreement, True)))
+    rows.append(("train steps/s", _fmt(train.steps_per_second[ref]), _fmt(train.steps_per_second[cand]), ""))
+    if result.checkpoint is not None:
+        rows.append(("checkpoint round trip", "", "", "exact" if result.checkpoint.roundtrip_exact else "DIFFERS"))
+    return rows
+
+
+def _census_line(result: ComparisonResult) -> str:
+    ops = result.model.get("ops") or {}
+    total = ops.get("total", {})
+    size = result.model.get("size_bytes")
+    size_text = f"{size / 1024:.1f} KiB" if isinstance(size, int) else "?"
+    kind = "builtin-only" if ops.get("builtin_only") else "NEEDS select-TF/custom ops"
+    return (f"model: {size_text}, ops {total.get('builtin', 0)} builtin / {total.get('flex', 0)} flex / "
+            f"{total.get('custom', 0)} custom ({kind})")
+
+
+def render_comparison(result: ComparisonResult) -> str:
+    """The terminal table: losses at chosen steps, largest differences, accuracy, checkpoint, census, verdict."""
+    names = list(result.train.loss)
+    header = ("", names[0], names[1], "|difference|")
+    rows = [header, *table_rows(result)]
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = [
+        f"litetrain {result.kind}: {result.data.get('name', '?')}, {result.train.steps} steps of batch "
+        f"{result.train.batch_size} ({result.train.epochs:g} epochs), seed {result.train.seed}",
+        _census_line(result),
+        "",
+    ]
+    for i, r in enumerate(rows):
+        lines.append(f"  {r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]:>{widths[3]}}")
+        if i == 0:
+            lines.append("  " + "-" * (sum(widths) + 6))
+    lines += ["", f"verdict: {result.verdict.value.upper()}"]
+    lines += textwrap.wrap(result.explanation, width=100, initial_indent="  ", subsequent_indent="  ")
+    return "\n".join(lines)
+
+
+def render_comparison_html(result: ComparisonResult) -> str:
+    """A compact HTML table for notebooks."""
+    names = list(result.train.loss)
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in ("", names[0], names[1], "|difference|"))
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in table_rows(result)
+    )
+    color = "#1a7f37" if result.passed else "#cf222e"
+    return (
+        f"<div><p><b style='color:{color}'>verdict: {html.escape(result.verdict.value)}</b> — "
+        f"{html.escape(result.explanation)}</p><p>{html.escape(_census_line(result))}</p>"
+        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
+    )

@@ -1,0 +1,156 @@
+"""The ``Runner`` interface: the base class validates and converts, subclasses implement ``*_impl``.
+
+Modelled on Polygraphy's ``backend/base/runner.py``: public methods check inputs, keep timings and return
+numpy; a subclass implements only how its runtime infers, trains a step and moves weights.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from litetrain.errors import DataError, SignatureError
+
+PRIMARY_OUTPUT_NAMES = ("output", "logits", "probabilities", "outputs")
+
+
+@dataclasses.dataclass(frozen=True)
+class TensorInfo:
+    """Name, shape (None for a dynamic dimension) and numpy dtype of a signature tensor."""
+
+    name: str
+    shape: tuple[int | None, ...]
+    dtype: np.dtype
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "shape": [d if d is not None else -1 for d in self.shape], "dtype": self.dtype.name}
+
+    def check(self, value: np.ndarray, what: str) -> np.ndarray:
+        """Returns ``value`` as this tensor's dtype, raising DataError on a shape or dtype mismatch."""
+        value = np.asarray(value)
+        if value.dtype == self.dtype and value.shape == self.shape:  # fast path of the train loop
+            return value
+        if value.ndim != len(self.shape) or any(
+            d is not None and d != v for d, v in zip(self.shape, value.shape, strict=False)
+        ):
+            shape = tuple(-1 if d is None else d for d in self.shape)
+            raise DataError(
+                f"{what}: input {self.name!r} expects shape {shape} (-1: any size); received {value.shape}.",
+                hint="Reshape the data to the model's input shape (and use the batch size the train signature "
+                "was built with).",
+            )
+        if value.dtype != self.dtype:
+            same_kind = np.issubdtype(value.dtype, np.floating) == np.issubdtype(self.dtype, np.floating)
+            if not same_kind and not (np.issubdtype(value.dtype, np.integer) and np.issubdtype(self.dtype, np.floating)):
+                raise DataError(f"{what}: input {self.name!r} expects dtype {self.dtype}; received {value.dtype}.")
+            value = value.astype(self.dtype)
+        return value
+
+
+class Runner(abc.ABC):
+    """One runtime that can train a model step by step and move its weights in and out.
+
+    Subclasses set ``train_inputs``, ``infer_input``, ``infer_outputs`` and ``weight_infos`` in ``__init__``.
+    """
+
+    name: str = "runner"
+    train_inputs: tuple[TensorInfo, TensorInfo]
+    infer_input: TensorInfo
+    infer_outputs: tuple[str, ...]
+    weight_infos: Mapping[str, TensorInfo]
+
+    def __init__(self) -> None:
+        self.train_seconds = 0.0
+        self.train_calls = 0
+
+    # Context-manager protocol so runners that hold resources can release them.
+    def __enter__(self) -> Runner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Releases the runtime's resources (default: nothing to release)."""
+
+    @property
+    def primary_output(self) -> str:
+        """The output compared for accuracy: ``output``/``logits``/... if present, else the only one."""
+        for name in PRIMARY_OUTPUT_NAMES:
+            if name in self.infer_outputs:
+                return name
+        return sorted(self.infer_outputs)[0]
+
+    @property
+    def train_batch_size(self) -> int | None:
+        return self.train_inputs[0].shape[0]
+
+    def train_step(self, x: np.ndarray, y: np.ndarray) -> float:
+        """Runs one optimizer step on a batch and returns the loss."""
+        xi, yi = self.train_inputs
+        x = xi.check(x, f"{self.name} train")
+        y = yi.check(y, f"{self.name} train")
+        start = time.perf_counter()
+        loss = self._train_step_impl(x, y)
+        self.train_seconds += time.perf_counter() - start
+        self.train_calls += 1
+        return loss
+
+    def infer(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Runs inference on any number of samples (chunked when the signature has a fixed batch size)."""
+        x = np.asarray(x)
+        batch = self.infer_input.shape[0]
+        per_sample = TensorInfo(self.infer_input.name, (None, *self.infer_input.shape[1:]), self.infer_input.dtype)
+        x = per_sample.check(x, f"{self.name} infer")
+        if batch is None or batch == len(x):
+            return self._infer_impl(x)
+        chunks: list[dict[str, np.ndarray]] = []
+        for start in range(0, len(x), batch):
+            part = x[start : start + batch]
+            n = len(part)
+            if n < batch:  # pad the last chunk to the fixed batch, then drop the padding
+                part = np.concatenate([part, np.repeat(part[-1:], batch - n, axis=0)])
+            out = self._infer_impl(part)
+            chunks.append({k: v[:n] for k, v in out.items()})
+        return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        """Every exchanged variable (weights and optimizer state) by name."""
+        return self._get_weights_impl()
+
+    def set_weights(self, weights: Mapping[str, np.ndarray]) -> None:
+        """Assigns every exchanged variable; names, shapes and dtypes must match exactly."""
+        missing = sorted(set(self.weight_infos) - set(weights))
+        extra = sorted(set(weights) - set(self.weight_infos))
+        if missing or extra:
+            raise SignatureError(
+                f"{self.name}: the weights to restore do not match the model's restore signature "
+                f"(missing {missing[:5]}{'...' if len(missing) > 5 else ''}, unexpected {extra[:5]}).",
+                hint="Weights are matched by name; the two models must have the same variables.",
+            )
+        checked = {}
+        for name, info in self.weight_infos.items():
+            value = np.asarray(weights[name])
+            if tuple(value.shape) != tuple(info.shape):
+                raise SignatureError(
+                    f"{self.name}: weight {name!r} has shape {tuple(info.shape)} here; received {value.shape}."
+                )
+            checked[name] = value.astype(info.dtype, copy=False)
+        self._set_weights_impl(checked)
+
+    @abc.abstractmethod
+    def _train_step_impl(self, x: np.ndarray, y: np.ndarray) -> float: ...
+
+    @abc.abstractmethod
+    def _infer_impl(self, x: np.ndarray) -> dict[str, np.ndarray]: ...
+
+    @abc.abstractmethod
+    def _get_weights_impl(self) -> dict[str, np.ndarray]: ...
+
+    @abc.abstractmethod
+    def _set_weights_impl(self, weights: Mapping[str, np.ndarray]) -> None: ...
