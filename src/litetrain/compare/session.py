@@ -18,7 +18,13 @@ from litetrain.compare.result import (
     TrainComparison,
     Verdict,
 )
-from litetrain.compare.twin import compare_weights, loss_diffs, record_steps, summarize_weight_diffs, train_trajectory
+from litetrain.compare.twin import (
+    compare_weights,
+    loss_diffs,
+    record_steps,
+    summarize_weight_diffs,
+    train_trajectory,
+)
 from litetrain.config import Tolerances
 from litetrain.data.batching import BatchPlan
 from litetrain.data.fit import FittedData

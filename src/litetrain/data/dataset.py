@@ -84,11 +84,11 @@ def load_digits(size: tuple[int, int] | None = None) -> Dataset:
         x = zoom(x, (1, size[0] / 8, size[1] / 8), order=1).astype(np.float32)
         x = np.clip(x, 0.0, 1.0)
         name = f"digits:{size[0]}x{size[1]}"
-    x_train, x_test, y_train, y_test = _split(x, y)
-    return Dataset(name, x_train, y_train, x_test, y_test)
+    return Dataset(name, *_split(x, y))
 
 
 def _split(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A fixed stratified 80/20 split; returns ``x, y, x_test, y_test``."""
     from sklearn.model_selection import train_test_split
 
     stratify = y if y.ndim == 1 and np.issubdtype(y.dtype, np.integer) else None
@@ -98,7 +98,7 @@ def _split(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
         )
     except ValueError:  # too few samples of some class to stratify
         x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=TEST_FRACTION, random_state=SPLIT_SEED)
-    return x_tr, x_te, y_tr, y_te
+    return x_tr, y_tr, x_te, y_te
 
 
 def load_npz(path: Path) -> Dataset:

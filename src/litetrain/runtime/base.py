@@ -75,7 +75,7 @@ class Runner(abc.ABC):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, most runners hold nothing to release
         """Releases the runtime's resources (default: nothing to release)."""
 
     @property
