@@ -1,0 +1,1 @@
+"""Building trainable TFLite models from Keras models."""

@@ -1,0 +1,210 @@
+"""``TrainableTfliteFromKeras``: Keras model -> TrainableModule -> SavedModel -> .tflite, verified.
+
+This is the build stage plus the convert stage for a Keras model; ``litetrain build`` and ``check`` use it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from litetrain._io import atomic_write_bytes, staging_dir
+from litetrain.build.keras_objects import resolve_loss, resolve_optimizer
+from litetrain.build.loaders import LoadedModel, load_model
+from litetrain.build.module import SIGNATURE_KEYS, TRAIN, TrainableModule, VariableInfo
+from litetrain.config import LossConfig, OptimizerConfig, Tolerances, TrainableSpec
+from litetrain.convert.census import OpCensus, op_census
+from litetrain.convert.converter import tflite_from_saved_model
+from litetrain.convert.verify import Verification, verify_conversion
+from litetrain.errors import UsageError
+
+SCHEMA_VERSION = "1.0"
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildSettings:
+    """Everything that determines a build (recorded in build.json so a build can be reproduced)."""
+
+    loss: LossConfig | None = None
+    optimizer: OptimizerConfig | None = None
+    batch_size: int | None = None
+    trainable: TrainableSpec | None = None
+    select_tf_ops: bool = False
+
+    DEFAULT_BATCH_SIZE = 32
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class BuildResult:
+    """A trainable TFLite model and the TensorFlow module it was converted from."""
+
+    module: TrainableModule
+    tflite: bytes
+    census: OpCensus
+    loaded: LoadedModel
+    settings: dict[str, Any]
+    rewritten_gradients: tuple[str, ...]
+    verification: Verification | None
+    timings: dict[str, float]
+    output_dir: Path | None = None
+
+    @property
+    def variables(self) -> tuple[VariableInfo, ...]:
+        return self.module.variables_info
+
+    def signatures(self) -> dict[str, Any]:
+        """Input/output names, shapes and dtypes of every signature, read from the .tflite itself."""
+        from litetrain.runtime.litert import LiteRTRunner
+
+        if self.census.flex:
+            return {}
+        runner = LiteRTRunner(self.tflite)
+        out = {}
+        for key, sig in runner._interp.get_signature_list().items():
+            sr = runner._runners[key]
+            out[key] = {
+                "inputs": [_detail(n, d) for n, d in sr.get_input_details().items()],
+                "outputs": [_detail(n, d) for n, d in sr.get_output_details().items()],
+            }
+            del sig
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "kind": "build",
+            "source": self.loaded.source,
+            "framework": self.loaded.framework.value,
+            "settings": self.settings,
+            "model": {"size_bytes": len(self.tflite), "ops": self.census.to_json()},
+            "signatures": self.signatures(),
+            "variables": [v.to_json() for v in self.variables],
+            "variables_size_bytes": sum(v.size_bytes for v in self.variables),
+            "frozen_layers": list(self.module.frozen_layers),
+            "rewritten_gradients": list(self.rewritten_gradients),
+            "verification": self.verification.to_json() if self.verification else None,
+            "timings_s": self.timings,
+        }
+
+
+def _detail(name: str, d: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "shape": [int(v) for v in d.get("shape_signature", d["shape"])],
+            "dtype": np.dtype(d["dtype"]).name}
+
+
+@contextlib.contextmanager
+def _saved_model_dir(output_dir: Path | None) -> Iterator[Path]:
+    if output_dir is not None:
+        yield output_dir / "saved_model"
+        return
+    with tempfile.TemporaryDirectory(prefix="litetrain-") as tmp:
+        yield Path(tmp) / "saved_model"
+
+
+def build(
+    model: Any,
+    *,
+    loss: LossConfig | str | None = None,
+    optimizer: OptimizerConfig | None = None,
+    batch_size: int | None = None,
+    trainable: TrainableSpec | str | None = None,
+    select_tf_ops: bool = False,
+    output_dir: str | Path | None = None,
+    sample_x: np.ndarray | None = None,
+    tolerances: Tolerances | None = None,
+) -> BuildResult:
+    """Builds a trainable TFLite model (train/infer/save/restore) from a Keras model.
+
+    Args:
+        model: A Keras model object, a path (.keras, .h5, SavedModel folder) or a factory ``module:function``.
+        loss: Loss (default: the compiled model's).
+        optimizer: Optimizer (default: the compiled model's, else SGD with learning rate 0.01).
+        batch_size: Fixed batch size of the train signature (default 32).
+        trainable: Which layers train (default: all).
+        select_tf_ops: Reproduce the 2021 recipe with select-TF ops instead of builtin-only gradients.
+        output_dir: If given, writes ``model.tflite``, ``saved_model/`` and ``build.json`` there atomically.
+        sample_x: Inputs for the post-conversion check (default: seeded random normal inputs).
+        tolerances: For the post-conversion inference check.
+
+    Returns:
+        The build result; ``bool`` checks are in ``result.verification``.
+
+    Raises:
+        LitetrainError: for any user-facing problem (bad model, unsupported layer, failed conversion check).
+    """
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    loaded = load_model(model)
+    timings["load_s"] = time.perf_counter() - t0
+    if isinstance(loss, str):
+        loss = LossConfig.parse(loss)
+    if not isinstance(trainable, TrainableSpec):
+        trainable = TrainableSpec.parse(trainable)
+    batch_size = BuildSettings.DEFAULT_BATCH_SIZE if batch_size is None else int(batch_size)
+    if batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1; received {batch_size}.")
+    loss_cfg = resolve_loss(loss, loaded.model)
+    opt_cfg = resolve_optimizer(optimizer, loaded.model)
+    tol = tolerances or Tolerances()
+
+    t0 = time.perf_counter()
+    module = TrainableModule(loaded, loss_cfg, opt_cfg, batch_size, trainable)
+    from litetrain.build.gradients import REWRITES, builtin_gradients
+
+    if select_tf_ops:
+        functions = module.concrete_functions(path_checkpoints=True)
+    else:
+        with builtin_gradients():
+            functions = module.concrete_functions()
+    forward_ops = {op.type for op in functions[TRAIN].graph.get_operations()}
+    rewritten = tuple(sorted(forward_ops & set(REWRITES)))
+    timings["trace_s"] = time.perf_counter() - t0
+
+    out_dir = Path(output_dir) if output_dir is not None else None
+    stage = staging_dir(out_dir) if out_dir is not None else contextlib.nullcontext(None)
+    with stage as staged:
+        with _saved_model_dir(staged) as sm_dir:
+            import tensorflow as tf
+
+            t0 = time.perf_counter()
+            tf.saved_model.save(module, str(sm_dir), signatures=functions)
+            timings["save_s"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            tflite = tflite_from_saved_model(sm_dir, list(SIGNATURE_KEYS), select_tf_ops=select_tf_ops)
+            timings["convert_s"] = time.perf_counter() - t0
+        census = op_census(tflite)
+        verification = None
+        if not census.flex:
+            t0 = time.perf_counter()
+            verification = _verify(module, tflite, sample_x, tol)
+            timings["verify_s"] = time.perf_counter() - t0
+        settings = {
+            "loss": {"name": loss_cfg.name.value, "from_logits": loss_cfg.from_logits},
+            "optimizer": {"name": opt_cfg.name.value, **opt_cfg.keras_kwargs()},
+            "batch_size": batch_size,
+            "trainable": trainable.describe(),
+            "select_tf_ops": select_tf_ops,
+        }
+        result = BuildResult(module, tflite, census, loaded, settings, rewritten, verification, timings, out_dir)
+        if staged is not None:
+            (staged / "model.tflite").write_bytes(tflite)
+            atomic_write_bytes(staged / "build.json", json.dumps(result.to_json(), indent=2).encode())
+    return result
+
+
+def _verify(module: TrainableModule, tflite: bytes, sample_x: np.ndarray | None, tol: Tolerances) -> Verification:
+    from litetrain.runtime.litert import LiteRTRunner
+    from litetrain.runtime.tensorflow import TensorflowModuleRunner
+
+    if sample_x is None:
+        rng = np.random.default_rng(0)
+        sample_x = rng.standard_normal((8, *module.input_shape)).astype(module.input_dtype.as_numpy_dtype)
+    return verify_conversion(TensorflowModuleRunner(module), LiteRTRunner(tflite), sample_x, tol)

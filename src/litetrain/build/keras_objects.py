@@ -1,0 +1,134 @@
+"""Keras losses and optimizers from litetrain's configs, and the defaults of a compiled model.
+
+Objects come from the model's own Keras (Keras 3 or tf_keras): mixing them is an error in Keras itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litetrain._lazy import import_module
+from litetrain.build.loaders import Framework
+from litetrain.config import Loss, LossConfig, Optimizer, OptimizerConfig
+from litetrain.errors import UnsupportedModelError, UsageError
+
+_LOSS_CLASSES = {
+    Loss.SPARSE_CATEGORICAL_CROSSENTROPY: "SparseCategoricalCrossentropy",
+    Loss.CATEGORICAL_CROSSENTROPY: "CategoricalCrossentropy",
+    Loss.BINARY_CROSSENTROPY: "BinaryCrossentropy",
+    Loss.MSE: "MeanSquaredError",
+    Loss.MAE: "MeanAbsoluteError",
+}
+_OPTIMIZER_CLASSES = {
+    Optimizer.SGD: "SGD",
+    Optimizer.ADAM: "Adam",
+    Optimizer.ADAMW: "AdamW",
+    Optimizer.RMSPROP: "RMSprop",
+}
+DEFAULT_LEARNING_RATE = {Optimizer.SGD: 0.01, Optimizer.ADAM: 0.001, Optimizer.ADAMW: 0.001, Optimizer.RMSPROP: 0.001}
+
+
+def keras_module(framework: Framework) -> Any:
+    return import_module("keras" if framework is Framework.KERAS3 else "tf_keras")
+
+
+def output_activation(model: Any) -> str | None:
+    """Name of the activation that ends the model ('softmax', 'sigmoid', ...) or None for a linear output."""
+    layer = model.layers[-1]
+    cls = type(layer).__name__
+    if cls == "Softmax":
+        return "softmax"
+    act = getattr(layer, "activation", None)
+    if act is None:
+        return None
+    name = getattr(act, "__name__", None) or str(act)
+    return None if name == "linear" else name
+
+
+def resolve_loss(config: LossConfig | None, model: Any) -> LossConfig:
+    """Fills in the loss from the compiled model and ``from_logits`` from the output activation.
+
+    Raises:
+        UsageError: no loss given and the model was not compiled with a supported one.
+    """
+    if config is None:
+        config = _compiled_loss(model)
+    if config.name.has_from_logits and config.from_logits is None:
+        act = output_activation(model)
+        probs = {"softmax"} if config.name is not Loss.BINARY_CROSSENTROPY else {"sigmoid"}
+        config = LossConfig(config.name, from_logits=act not in probs)
+    if not config.name.has_from_logits and config.from_logits is not None:
+        config = LossConfig(config.name, None)
+    return config
+
+
+def _compiled_loss(model: Any) -> LossConfig:
+    loss = getattr(model, "loss", None)
+    if loss is None:
+        raise UsageError(
+            "No loss given and the model was not compiled with one.",
+            hint="Pass --loss (e.g. sparse_categorical_crossentropy, categorical_crossentropy, "
+            "binary_crossentropy, mse, mae).",
+        )
+    if isinstance(loss, str):
+        return LossConfig.parse(loss)
+    name = getattr(loss, "name", None) or type(loss).__name__
+    cfg = loss.get_config() if hasattr(loss, "get_config") else {}
+    for enum_value, cls_name in _LOSS_CLASSES.items():
+        if type(loss).__name__ == cls_name or name == enum_value.value:
+            return LossConfig(enum_value, cfg.get("from_logits"))
+    raise UsageError(
+        f"The model was compiled with the loss {name!r}, which litetrain does not build.",
+        hint="Pass --loss with one of: " + ", ".join(v.value for v in Loss) + ".",
+    )
+
+
+def make_loss(framework: Framework, config: LossConfig) -> Any:
+    """A Keras loss object of ``framework`` for ``config`` (mean over the batch)."""
+    cls = getattr(keras_module(framework).losses, _LOSS_CLASSES[config.name])
+    return cls(from_logits=bool(config.from_logits)) if config.name.has_from_logits else cls()
+
+
+def resolve_optimizer(config: OptimizerConfig | None, model: Any) -> OptimizerConfig:
+    """Takes the compiled model's optimizer when none is given, else SGD; fills in the learning rate."""
+    if config is None:
+        config = _compiled_optimizer(model) or OptimizerConfig(Optimizer.SGD)
+    if config.learning_rate is None:
+        import dataclasses
+
+        config = dataclasses.replace(config, learning_rate=DEFAULT_LEARNING_RATE[config.name])
+    return config
+
+
+def _compiled_optimizer(model: Any) -> OptimizerConfig | None:
+    opt = getattr(model, "optimizer", None)
+    if opt is None or not getattr(model, "compiled", getattr(model, "_is_compiled", True)):
+        return None
+    cls = type(opt).__name__
+    for enum_value, cls_name in _OPTIMIZER_CLASSES.items():
+        if cls == cls_name:
+            cfg = opt.get_config()
+            lr = cfg.get("learning_rate")
+            if not isinstance(lr, int | float):
+                raise UnsupportedModelError(
+                    f"The compiled {cls} optimizer uses a learning-rate schedule ({lr!r}); litetrain builds a "
+                    "constant learning rate.",
+                    hint="Pass --optimizer and --lr explicitly.",
+                )
+            keep = {
+                Optimizer.SGD: ("momentum", "nesterov"),
+                Optimizer.ADAM: ("beta_1", "beta_2", "epsilon"),
+                Optimizer.ADAMW: ("beta_1", "beta_2", "epsilon", "weight_decay"),
+                Optimizer.RMSPROP: ("rho", "momentum", "epsilon"),
+            }[enum_value]
+            return OptimizerConfig(enum_value, float(lr), **{k: cfg[k] for k in keep if k in cfg})
+    raise UsageError(
+        f"The model was compiled with the optimizer {cls!r}, which litetrain does not build.",
+        hint="Pass --optimizer sgd|adam|adamw|rmsprop.",
+    )
+
+
+def make_optimizer(framework: Framework, config: OptimizerConfig) -> Any:
+    """A Keras optimizer of ``framework`` for ``config``."""
+    cls = getattr(keras_module(framework).optimizers, _OPTIMIZER_CLASSES[config.name])
+    return cls(**config.keras_kwargs())

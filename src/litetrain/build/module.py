@@ -1,0 +1,283 @@
+"""``TrainableModule``: a Keras model, its loss and optimizer as a ``tf.Module`` with the four signatures.
+
+Signature convention (also what ``litetrain compare`` expects of models built by other means):
+
+- ``train(x, y) -> {"loss"}``: one optimizer step on a batch of fixed size.
+- ``infer(x) -> {"output"}``: the model's output (logits or probabilities, as the model ends), any batch size.
+- ``save() -> {name: tensor}``: every trainable weight and every optimizer state variable, by name.
+- ``restore(**{name: tensor}) -> {name: tensor}``: assigns them; returns what it assigned.
+
+Layers run with ``training=False`` inside ``train``: BatchNormalization uses its frozen statistics and Dropout
+passes inputs through, so the graph is deterministic and the TensorFlow and TFLite twins can be compared step
+by step (random masks cannot match across runtimes).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any
+
+import numpy as np
+
+from litetrain._lazy import import_module
+from litetrain.build.keras_objects import make_loss, make_optimizer
+from litetrain.build.loaders import Framework, LoadedModel
+from litetrain.config import Loss, LossConfig, OptimizerConfig, TrainableSpec
+from litetrain.errors import UnsupportedModelError, UsageError
+
+tf = import_module("tensorflow")
+
+TRAIN, INFER, SAVE, RESTORE = "train", "infer", "save", "restore"
+SIGNATURE_KEYS = (TRAIN, INFER, SAVE, RESTORE)
+
+
+@dataclasses.dataclass(frozen=True)
+class VariableInfo:
+    """One variable exchanged by ``save``/``restore``."""
+
+    name: str  # the signature tensor name
+    path: str  # the Keras path of the variable
+    role: str  # "weight" or "optimizer"
+    shape: tuple[int, ...]
+    dtype: str
+
+    @property
+    def size_bytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) * np.dtype(self.dtype).itemsize
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "path": self.path,
+            "role": self.role,
+            "shape": list(self.shape),
+            "dtype": self.dtype,
+            "size_bytes": self.size_bytes,
+        }
+
+
+def _sanitize(name: str) -> str:
+    name = re.sub(r":\d+$", "", name)
+    out = re.sub(r"[^A-Za-z0-9_]", "_", name).strip("_") or "var"
+    return out if out[0].isalpha() else f"v_{out}"
+
+
+def _keras_path(var: Any, framework: Framework) -> str:
+    return str(getattr(var, "path", None) or var.name) if framework is Framework.KERAS3 else str(var.name)
+
+
+def _tf_variable(var: Any, framework: Framework) -> Any:
+    # Keras 3 variables wrap a tf.Variable; traced functions capture the inner one, which the SavedModel only
+    # serializes if it is tracked directly (FACTS.md: "Keras 3 silently loses the weights").
+    return var.value if framework is Framework.KERAS3 else var
+
+
+class TrainableModule(tf.Module):
+    """A Keras model with loss and optimizer, exposing train/infer/save/restore as TensorFlow functions.
+
+    Args:
+        loaded: The model and its Keras flavour.
+        loss: Resolved loss config (``from_logits`` set).
+        optimizer: Resolved optimizer config.
+        batch_size: The fixed batch size of the train signature.
+        trainable: Which layers train; the others are frozen (and folded to constants by the converter).
+    """
+
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        loss: LossConfig,
+        optimizer: OptimizerConfig,
+        batch_size: int,
+        trainable: TrainableSpec,
+    ) -> None:
+        super().__init__(name="litetrain_module")
+        model = loaded.model
+        self.framework = loaded.framework
+        self.model = model
+        self.loss_config = loss
+        self.optimizer_config = optimizer
+        self.batch_size = int(batch_size)
+        self.input_shape, self.input_dtype, self.output_shape = _io_spec(model)
+        self.frozen_layers = _apply_trainable(model, trainable)
+        trainable_vars = list(model.trainable_variables)
+        if not trainable_vars:
+            raise UsageError(
+                "No layer of the model has trainable weights with this --trainable selection.",
+                hint="Choose layers that have weights, e.g. --trainable last:1 or --trainable all.",
+            )
+        self._trainable = trainable_vars
+        self.loss_fn = make_loss(self.framework, loss)
+        self.optimizer = make_optimizer(self.framework, optimizer)
+        self.optimizer.build(trainable_vars)
+        opt_vars = self.optimizer.variables
+        opt_vars = list(opt_vars() if callable(opt_vars) else opt_vars)
+        self._all_tf_variables = [_tf_variable(v, self.framework) for v in list(model.variables) + opt_vars]
+        self.variables_info, self._exchanged = self._name_variables(trainable_vars, opt_vars)
+
+    # -- naming -------------------------------------------------------------------------------------------
+    def _name_variables(self, weights: list[Any], opt_vars: list[Any]) -> tuple[tuple[VariableInfo, ...], list[Any]]:
+        infos: list[VariableInfo] = []
+        tf_vars: list[Any] = []
+        used: set[str] = set()
+        for role, group in (("weight", weights), ("optimizer", opt_vars)):
+            for var in group:
+                path = _keras_path(var, self.framework)
+                base = _sanitize(path if role == "weight" else f"opt_{path}")
+                name, k = base, 2
+                while name in used:
+                    name, k = f"{base}_{k}", k + 1
+                used.add(name)
+                tv = _tf_variable(var, self.framework)
+                infos.append(VariableInfo(name, path, role, tuple(int(d) for d in tv.shape), tv.dtype.name))
+                tf_vars.append(tv)
+        return tuple(infos), tf_vars
+
+    # -- specs --------------------------------------------------------------------------------------------
+    @property
+    def x_spec(self) -> Any:
+        return tf.TensorSpec((self.batch_size, *self.input_shape), self.input_dtype, name="x")
+
+    @property
+    def y_spec(self) -> Any:
+        if self.loss_config.name is Loss.SPARSE_CATEGORICAL_CROSSENTROPY:
+            return tf.TensorSpec((self.batch_size,), tf.int32, name="y")
+        return tf.TensorSpec((self.batch_size, *self.output_shape), tf.float32, name="y")
+
+    @property
+    def y_dtype(self) -> np.dtype:
+        return np.dtype(self.y_spec.dtype.as_numpy_dtype)
+
+    # -- the computations ---------------------------------------------------------------------------------
+    def train_step(self, x: Any, y: Any) -> dict[str, Any]:
+        """One optimizer step; returns the loss before the update (as Keras ``fit`` reports it)."""
+        with tf.GradientTape() as tape:
+            out = self.model(x, training=False)
+            loss = self.loss_fn(y, out)
+            if self.model.losses:
+                loss = loss + tf.add_n(self.model.losses)
+        grads = tape.gradient(loss, self._trainable)
+        if self.framework is Framework.KERAS3:
+            self.optimizer.apply(grads, self._trainable)
+        else:
+            self.optimizer.apply_gradients(zip(grads, self._trainable, strict=True))
+        return {"loss": loss}
+
+    def infer(self, x: Any) -> dict[str, Any]:
+        return {"output": self.model(x, training=False)}
+
+    def save(self) -> dict[str, Any]:
+        return {info.name: tf.identity(v) for info, v in zip(self.variables_info, self._exchanged, strict=True)}
+
+    def restore(self, tensors: dict[str, Any]) -> dict[str, Any]:
+        out = {}
+        for info, var in zip(self.variables_info, self._exchanged, strict=True):
+            var.assign(tensors[info.name])
+            out[info.name] = tf.identity(var)
+        return out
+
+    def restore_specs(self) -> dict[str, Any]:
+        return {i.name: tf.TensorSpec(i.shape, i.dtype, name=i.name) for i in self.variables_info}
+
+    def save_to_path(self, checkpoint_path: Any) -> dict[str, Any]:
+        """The 2021 recipe's save: ``tf.raw_ops.Save`` to a path (a Flex op; kept for --select-tf-ops)."""
+        names = [i.name for i in self.variables_info]
+        tf.raw_ops.Save(filename=checkpoint_path, tensor_names=names, data=[v.read_value() for v in self._exchanged])
+        return {"checkpoint_path": checkpoint_path}
+
+    def restore_from_path(self, checkpoint_path: Any) -> dict[str, Any]:
+        """The 2021 recipe's restore: ``tf.raw_ops.Restore`` from a path (a Flex op; kept for --select-tf-ops)."""
+        out = {}
+        for info, var in zip(self.variables_info, self._exchanged, strict=True):
+            value = tf.raw_ops.Restore(file_pattern=checkpoint_path, tensor_name=info.name, dt=var.dtype)
+            var.assign(tf.reshape(value, var.shape))
+            out[info.name] = tf.identity(var)
+        return out
+
+    def concrete_functions(self, *, path_checkpoints: bool = False) -> dict[str, Any]:
+        """Traces the four signatures (train under whatever gradient registry is active).
+
+        Args:
+            path_checkpoints: save/restore through a checkpoint file path with raw Save/Restore ops, as the
+                2021 "On-device training in TensorFlow Lite" recipe does (needs select-TF ops), instead of
+                exchanging named tensors.
+        """
+        path_spec = tf.TensorSpec((), tf.string, name="checkpoint_path")
+        return {
+            TRAIN: tf.function(self.train_step).get_concrete_function(self.x_spec, self.y_spec),
+            INFER: tf.function(self.infer).get_concrete_function(
+                tf.TensorSpec((None, *self.input_shape), self.input_dtype, name="x")
+            ),
+            SAVE: tf.function(self.save_to_path).get_concrete_function(path_spec)
+            if path_checkpoints else tf.function(self.save).get_concrete_function(),
+            RESTORE: tf.function(self.restore_from_path).get_concrete_function(path_spec)
+            if path_checkpoints else tf.function(self.restore).get_concrete_function(self.restore_specs()),
+        }
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        """Current values of the exchanged variables, by signature name."""
+        return {i.name: v.numpy() for i, v in zip(self.variables_info, self._exchanged, strict=True)}
+
+    def set_weights(self, weights: dict[str, np.ndarray]) -> None:
+        for i, v in zip(self.variables_info, self._exchanged, strict=True):
+            v.assign(weights[i.name])
+
+
+def _io_spec(model: Any) -> tuple[tuple[int, ...], Any, tuple[int, ...]]:
+    inputs = getattr(model, "inputs", None)
+    outputs = getattr(model, "outputs", None)
+    if not inputs or not outputs:
+        raise UnsupportedModelError(
+            f"The model {getattr(model, 'name', '?')!r} has no defined inputs/outputs (a subclassed model that "
+            "was never built on keras.Input).",
+            hint="Build it as a Sequential or functional model starting with keras.Input(shape=...).",
+        )
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise UnsupportedModelError(
+            f"litetrain trains models with one input and one output; this model has {len(inputs)} input(s) and "
+            f"{len(outputs)} output(s).",
+            hint="Wrap the model so that it takes one tensor and returns one tensor.",
+        )
+    in_shape = tuple(inputs[0].shape)[1:]
+    out_shape = tuple(outputs[0].shape)[1:]
+    if any(d is None for d in in_shape + out_shape):
+        raise UnsupportedModelError(
+            f"The model's input shape {in_shape} or output shape {out_shape} has unknown dimensions besides the "
+            "batch; the train signature needs static shapes.",
+            hint="Give keras.Input a full shape, e.g. keras.Input(shape=(28, 28)).",
+        )
+    dtype = tf.as_dtype(getattr(inputs[0], "dtype", "float32") or "float32")
+    if not dtype.is_floating:
+        raise UnsupportedModelError(f"The model input has dtype {dtype.name}; litetrain trains float inputs.")
+    return tuple(int(d) for d in in_shape), dtype, tuple(int(d) for d in out_shape)
+
+
+def _weighted_layers(model: Any) -> list[Any]:
+    return [layer for layer in model.layers if layer.weights]
+
+
+def _apply_trainable(model: Any, spec: TrainableSpec) -> tuple[str, ...]:
+    """Sets ``layer.trainable`` per ``spec``; returns the names of the frozen weighted layers."""
+    layers = _weighted_layers(model)
+    if spec.mode == "last":
+        if spec.last > len(layers):
+            raise UsageError(
+                f"--trainable last:{spec.last} asks for more layers than the {len(layers)} that have weights.",
+                hint=f"Use a number from 1 to {len(layers)}.",
+            )
+        keep = {id(layer) for layer in layers[-spec.last :]}
+    elif spec.mode == "names":
+        by_name = {layer.name: layer for layer in model.layers}
+        unknown = [n for n in spec.names if n not in by_name]
+        if unknown:
+            raise UsageError(
+                f"--trainable names layers that the model does not have: {unknown}.",
+                hint=f"The model's layers are: {[layer.name for layer in model.layers]}.",
+            )
+        keep = {id(by_name[n]) for n in spec.names}
+    else:
+        return tuple(layer.name for layer in layers if not layer.trainable)
+    for layer in layers:
+        layer.trainable = id(layer) in keep
+    return tuple(layer.name for layer in layers if not layer.trainable)
