@@ -1,0 +1,484 @@
+"""Builtin-only gradients for TFLite training graphs.
+
+Several of TensorFlow's registered gradient functions emit ops that TFLite has only as select-TF (Flex) ops
+(``ReluGrad``, ``Conv2DBackpropFilter``, ``MaxPoolGrad``, ``FusedBatchNormGradV3``, ...). Desktop LiteRT
+interpreters cannot run Flex ops at all, so a training signature that contains one is useless there.
+
+:func:`builtin_gradients` swaps entries of TensorFlow's gradient registry while a train step is traced, so the
+gradient tape of *any* layer (Keras 3 or ``tf_keras``) that uses these ops emits gradients made of ops the
+converter lowers to TFLite builtins. The replacements compute the same values as TensorFlow's kernels (same
+tie-breaking and padding rules), up to float rounding. Where a replacement does not cover a case (unknown static
+shapes, NCHW layouts, training-mode batch norm, ...) it defers to TensorFlow's own gradient, so semantics never
+change; the converter then names the remaining Flex op.
+
+Every tensor built here has at most 5 dimensions: a 6-D broadcast op aborted the whole TFLite process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+from tensorflow.python.framework import ops
+
+# A rewrite takes (op, *output_grads) like a registered TF gradient function and returns one gradient per op
+# input, or None when it does not apply to this op instance (then TensorFlow's own gradient is used).
+_Rewrite = Callable[..., Sequence[tf.Tensor | None] | tf.Tensor | None]
+
+
+# --- small helpers ---------------------------------------------------------------------------------------
+
+
+def _static_dims(t: tf.Tensor, first: int = 1) -> list[int] | None:
+    """Returns the static sizes of dims ``first..`` of ``t``, or None when one is unknown."""
+    dims = t.shape.as_list() if t.shape.rank is not None else None
+    if dims is None or any(d is None for d in dims[first:]):
+        return None
+    return dims[first:]
+
+
+def _nhwc_2d(op: Any, name: str) -> tuple[int, int] | None:
+    """Returns the (height, width) entries of the 4-element NHWC attribute ``name`` (ksize, strides, ...)."""
+    if op.get_attr("data_format") != b"NHWC":
+        return None
+    values = list(op.get_attr(name))
+    if len(values) != 4 or values[0] != 1 or values[3] != 1:
+        return None
+    return values[1], values[2]
+
+
+def _pads(
+    op: Any, in_hw: Sequence[int], out_hw: Sequence[int], strides: Sequence[int], window: Sequence[int]
+) -> list[tuple[int, int]]:
+    """Returns the (before, after) padding of the two spatial dims exactly as TensorFlow's kernels apply it.
+
+    ``window`` is the effective window extent ((k - 1) * dilation + 1). For VALID padding, rows a window never
+    reaches are left out of the padding (the "after" amount can be negative); callers crop instead.
+    """
+    padding = op.get_attr("padding")
+    if padding == b"EXPLICIT":
+        explicit = list(op.get_attr("explicit_paddings"))
+        return [(explicit[2], explicit[3]), (explicit[4], explicit[5])]
+    result = []
+    for size, out, stride, extent in zip(in_hw, out_hw, strides, window, strict=True):
+        needed = (out - 1) * stride + extent
+        if padding == b"SAME":
+            total = max(needed - size, 0)
+            result.append((total // 2, total - total // 2))
+        else:
+            result.append((0, needed - size))
+    return result
+
+
+def _pad_hw(x: tf.Tensor, pads: Sequence[tuple[int, int]], value: float = 0.0) -> tf.Tensor:
+    """Pads the spatial dims of an NHWC tensor (negative "after" amounts are ignored: those rows are unused)."""
+    if not any(before or max(after, 0) for before, after in pads):
+        return x
+    paddings = [[0, 0], *([before, max(after, 0)] for before, after in pads), [0, 0]]
+    return tf.pad(x, paddings, constant_values=value)
+
+
+def _windows(
+    x_padded: tf.Tensor, offset: Sequence[int], strides: Sequence[int], out_hw: Sequence[int]
+) -> tf.Tensor:
+    """Returns x_padded[:, oh + i*sh, ow + j*sw, :] for all output positions (i, j): one window element each."""
+    (oh, ow), (sh, sw), (ho, wo) = offset, strides, out_hw
+    return x_padded[:, oh : oh + (ho - 1) * sh + 1 : sh, ow : ow + (wo - 1) * sw + 1 : sw, :]
+
+
+def _scatter_windows(
+    parts: Mapping[tuple[int, int], tf.Tensor],
+    strides: Sequence[int],
+    region: Sequence[tuple[int, int]],
+) -> tf.Tensor:
+    """Adds window-element tensors back into the padded input grid (the adjoint of :func:`_windows`).
+
+    ``parts[(oh, ow)]`` has shape [N, Ho, Wo, C] and its element (i, j) belongs at padded position
+    (oh + i*sh, ow + j*sw). Instead of a scatter (TFLite's SCATTER_ND cannot accumulate duplicates), offsets
+    are grouped by (oh // sh, ow // sw); within a group the residues (oh % sh, ow % sw) are distinct, so the
+    group interleaves into one dense grid with PACK + RESHAPE (5-D at most), which is then shifted into place
+    with PAD, and the groups are summed. Returns the ``region`` [(start, size) per spatial dim] of the grid,
+    zeros where no window reached.
+    """
+    sh, sw = strides
+    first = next(iter(parts.values()))
+    ho, wo, channels = _static_dims(first)  # type: ignore[misc]
+    groups: dict[tuple[int, int], dict[tuple[int, int], tf.Tensor]] = {}
+    for (oh, ow), part in parts.items():
+        groups.setdefault((oh // sh, ow // sw), {})[(oh % sh, ow % sw)] = part
+    rows = (max(ah for ah, _ in groups) + ho) * sh
+    cols = (max(aw for _, aw in groups) + wo) * sw
+    zeros = tf.zeros_like(first) if sh * sw > 1 else None
+    grids = []
+    for (ah, aw), residues in groups.items():
+        if zeros is None:
+            grid = residues[(0, 0)]
+        else:
+            # [N, Ho, Wo, sw, C] -> [N, Ho, Wo*sw, C] interleaves columns; then the same for rows.
+            row_parts = [
+                tf.reshape(
+                    tf.stack([residues.get((rh, rw), zeros) for rw in range(sw)], axis=3),
+                    [-1, ho, wo * sw, channels],
+                )
+                for rh in range(sh)
+            ]
+            grid = tf.reshape(tf.stack(row_parts, axis=2), [-1, ho * sh, wo * sw, channels])
+        top, left = ah * sh, aw * sw
+        grids.append(_pad_hw(grid, [(top, rows - top - ho * sh), (left, cols - left - wo * sw)]))
+    total = grids[0] if len(grids) == 1 else tf.math.add_n(grids)
+    (row0, height), (col0, width) = region
+    total = _pad_hw(total, [(0, row0 + height - rows), (0, col0 + width - cols)])
+    if (row0, col0, height, width) == (0, 0, *total.shape[1:3]):
+        return total
+    return total[:, row0 : row0 + height, col0 : col0 + width, :]
+
+
+def _zero_insert(kernel: tf.Tensor, dilations: Sequence[int]) -> tf.Tensor:
+    """Spreads a [kh, kw, C, O] kernel out to its dilated extent with zeros between the taps."""
+    kh, kw, c, o = kernel.shape.as_list()
+    dh, dw = dilations
+    flat = tf.reshape(kernel, [1, kh, kw, c * o])
+    spread = _scatter_windows({(0, 0): flat}, (dh, dw), [(0, (kh - 1) * dh + 1), (0, (kw - 1) * dw + 1)])
+    return tf.reshape(spread, [(kh - 1) * dh + 1, (kw - 1) * dw + 1, c, o])
+
+
+# --- activations -----------------------------------------------------------------------------------------
+
+
+def _relu_grad(op: Any, dy: tf.Tensor) -> tf.Tensor:
+    # Like TF's ReluGrad kernel: the gradient passes where the activation is positive. A select rather than a
+    # multiply by a 0/1 mask, so an inf/NaN gradient is dropped where the unit is off, as in TF.
+    return tf.where(op.outputs[0] > 0, dy, tf.zeros([], dy.dtype))
+
+
+def _relu6_grad(op: Any, dy: tf.Tensor) -> tf.Tensor:
+    y = op.outputs[0]
+    return tf.where(tf.logical_and(y > 0, y < 6), dy, tf.zeros([], dy.dtype))
+
+
+def _leaky_relu_grad(op: Any, dy: tf.Tensor) -> tf.Tensor:
+    alpha = tf.cast(op.get_attr("alpha"), dy.dtype)
+    return tf.where(op.inputs[0] > 0, dy, dy * alpha)
+
+
+def _elu_grad(op: Any, dy: tf.Tensor) -> tf.Tensor:
+    # TF's EluGrad: (y + 1) * dy where the output is negative, dy elsewhere.
+    y = op.outputs[0]
+    return tf.where(y < 0, (y + 1) * dy, dy)
+
+
+_SQRT_HALF = math.sqrt(0.5)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+# Below this |x|, Phi(x) = 0.5 + x / sqrt(2 pi) to within 1e-10 (the cubic term), and y / x would divide tiny
+# (possibly flushed-to-zero) numbers.
+_GELU_SMALL_X = 1e-3
+
+
+def _gelu_mul_grad(op: Any, dy: tf.Tensor) -> list[tf.Tensor | None] | None:
+    """Gradient of the final product of exact GELU, ``(0.5 * x) * erfc(-x * sqrt(1/2))`` (``tf.nn.gelu``).
+
+    TFLite has no ERF/ERFC builtin: the converter only handles erfc by fusing the whole forward expression
+    into the GELU builtin, which it does only while every intermediate has a single use. TF's gradient reuses
+    the erfc output and ``0.5 * x``, which blocks the fusion. Here the whole derivative
+    ``Phi(x) + x * phi(x)`` is computed from ``x`` and the GELU output ``y`` alone (``Phi(x) = y / x``) and sent
+    through the ``0.5 * x`` branch; the erfc branch gets no gradient.
+    """
+    half_x, erfc_out = op.inputs
+    # Eager tensors have no producing op; the rewrite only matters for traced graphs anyway.
+    if not (hasattr(half_x, "op") and hasattr(erfc_out, "op")):
+        return None
+    if half_x.op.type != "Mul" or erfc_out.op.type != "Erfc":
+        return None
+    half, x = half_x.op.inputs
+    scaled = erfc_out.op.inputs[0]
+    if scaled.op.type != "Mul" or scaled.op.inputs[0].op.type != "Neg":
+        return None
+    if scaled.op.inputs[0].op.inputs[0].name != x.name:
+        return None
+    half_value = tf.get_static_value(half)
+    scale_value = tf.get_static_value(scaled.op.inputs[1])
+    if half_value is None or scale_value is None:
+        return None
+    if np.ndim(half_value) or np.ndim(scale_value) or half_value != 0.5:
+        return None
+    if not np.isclose(scale_value, _SQRT_HALF, rtol=1e-6, atol=0.0):
+        return None
+    # The tape does not keep Mul outputs (its gradient never needs them); the GELU output is the graph's product
+    # of these two tensors.
+    inputs = [half_x.name, erfc_out.name]
+    products = [c for c in erfc_out.consumers() if c.type == "Mul" and [t.name for t in c.inputs] == inputs]
+    if not products:
+        return None
+    y = products[0].outputs[0]
+    small = tf.abs(x) < _GELU_SMALL_X
+    safe_x = tf.where(small, tf.ones([], x.dtype), x)
+    pdf = tf.exp(tf.square(x) * -0.5) * _INV_SQRT_2PI
+    cdf = tf.where(small, x * _INV_SQRT_2PI + 0.5, y / safe_x)
+    # The product's first input is 0.5 * x, whose own gradient halves this again.
+    return [dy * (cdf + x * pdf) * 2.0, None]
+
+
+# --- convolutions ----------------------------------------------------------------------------------------
+
+
+def _conv2d_grad(op: Any, dy: tf.Tensor) -> list[tf.Tensor] | None:
+    """Conv2D gradients as a TRANSPOSE_CONV (input) and a CONV_2D (filter).
+
+    TF's filter gradient is Conv2DBackpropFilter (Flex). Its input gradient lowers to TRANSPOSE_CONV only for
+    SAME/VALID padding without dilation, so both are computed here for every case.
+    """
+    x, kernel = op.inputs
+    strides, dilations = _nhwc_2d(op, "strides"), _nhwc_2d(op, "dilations")
+    in_dims, out_dims = _static_dims(x), _static_dims(dy)
+    if strides is None or dilations is None or in_dims is None or out_dims is None:
+        return None
+    if not kernel.shape.is_fully_defined():
+        return None
+    kh, kw, k_in, _ = kernel.shape.as_list()
+    if k_in != in_dims[2]:  # grouped convolution
+        return None
+    (h, w, c), (ho, wo, _) = in_dims, out_dims
+    extent = [(kh - 1) * dilations[0] + 1, (kw - 1) * dilations[1] + 1]
+    pads = _pads(op, (h, w), (ho, wo), strides, extent)
+    covered = [(ho - 1) * strides[0] + extent[0], (wo - 1) * strides[1] + extent[1]]
+
+    # Input gradient: a VALID transposed convolution yields the gradient of every padded position a window
+    # covers; TFLite's TRANSPOSE_CONV has no dilation, so the kernel is spread out with zeros first.
+    spread = kernel if dilations == (1, 1) else _zero_insert(kernel, dilations)
+    batch = tf.shape(dy)[0]
+    dx_covered = tf.nn.conv2d_transpose(
+        dy, spread, tf.stack([batch, covered[0], covered[1], c]), [1, *strides, 1], "VALID"
+    )
+    dx = _scatter_windows({(0, 0): dx_covered}, (1, 1), [(pads[0][0], h), (pads[1][0], w)])
+
+    # Filter gradient: dW[p, q, c, o] = sum_{n,i,j} xpad[n, i*s + p*d, j*s + q*d, c] * dy[n, i, j, o], i.e. a
+    # VALID convolution of xpad with channels and batch swapped, by dy used as the filter, where the forward
+    # dilation becomes the stride and the forward stride the dilation.
+    x_padded = _pad_hw(x, pads)[:, : covered[0], : covered[1], :]
+    dw_t = tf.nn.conv2d(
+        tf.transpose(x_padded, [3, 1, 2, 0]),
+        tf.transpose(dy, [1, 2, 0, 3]),
+        strides=list(dilations),
+        padding="VALID",
+        dilations=list(strides),
+    )
+    return [dx, tf.transpose(dw_t, [1, 2, 0, 3])]
+
+
+def _depthwise_grad(op: Any, dy: tf.Tensor) -> list[tf.Tensor] | None:
+    """DepthwiseConv2dNative gradients from per-tap strided slices (both TF backprop ops are Flex).
+
+    For every kernel tap (p, q), the input elements it touches are one strided slice of the padded input.
+    Filter gradient: that slice times dy, summed over batch and positions. Input gradient: dy times the tap's
+    weights, added back at the slice positions by :func:`_scatter_windows`.
+    """
+    x, kernel = op.inputs
+    strides, dilations = _nhwc_2d(op, "strides"), _nhwc_2d(op, "dilations")
+    in_dims, out_dims = _static_dims(x), _static_dims(dy)
+    if strides is None or dilations is None or in_dims is None or out_dims is None:
+        return None
+    if not kernel.shape.is_fully_defined():
+        return None
+    kh, kw, c, mult = kernel.shape.as_list()
+    (h, w, _), (ho, wo, _) = in_dims, out_dims
+    extent = [(kh - 1) * dilations[0] + 1, (kw - 1) * dilations[1] + 1]
+    pads = _pads(op, (h, w), (ho, wo), strides, extent)
+    x_padded = _pad_hw(x, pads)
+    # Output channel k = c * mult + m; splitting it gives a 5-D tensor, the most TFLite broadcasts handle.
+    dy_split = dy if mult == 1 else tf.reshape(dy, [-1, ho, wo, c, mult])
+    dx_parts: dict[tuple[int, int], tf.Tensor] = {}
+    dw_taps = []
+    for p in range(kh):
+        for q in range(kw):
+            offset = (p * dilations[0], q * dilations[1])
+            tap = kernel[p, q]  # [C, mult]
+            window = _windows(x_padded, offset, strides, (ho, wo))
+            if mult == 1:
+                dx_parts[offset] = dy * tap[:, 0]
+                dw_taps.append(tf.reduce_sum(window * dy, axis=[0, 1, 2])[:, None])
+            else:
+                dx_parts[offset] = tf.reduce_sum(dy_split * tap, axis=-1)
+                dw_taps.append(tf.reduce_sum(window[..., None] * dy_split, axis=[0, 1, 2]))
+    dx = _scatter_windows(dx_parts, strides, [(pads[0][0], h), (pads[1][0], w)])
+    dw = tf.reshape(tf.stack(dw_taps), [kh, kw, c, mult])
+    return [dx, dw]
+
+
+# --- pooling ---------------------------------------------------------------------------------------------
+
+
+def _pool_geometry(
+    op: Any, dy: tf.Tensor
+) -> tuple[tuple[int, int], tuple[int, int], list[int], list[int], list[tuple[int, int]]] | None:
+    """Returns (ksize, strides, input dims, output dims, pads) of an NHWC 2-D pooling op, or None."""
+    ksize, strides = _nhwc_2d(op, "ksize"), _nhwc_2d(op, "strides")
+    in_dims, out_dims = _static_dims(op.inputs[0]), _static_dims(dy)
+    if ksize is None or strides is None or in_dims is None or out_dims is None:
+        return None
+    pads = _pads(op, in_dims[:2], out_dims[:2], strides, ksize)
+    return ksize, strides, in_dims, out_dims, pads
+
+
+def _max_pool_grad(op: Any, dy: tf.Tensor) -> tf.Tensor | None:
+    """MaxPool gradient (MaxPoolGrad is Flex): each window's gradient goes to its first maximum.
+
+    TF's CPU kernel scans a window row-major and keeps the first element that is strictly larger, so ties go
+    to the earliest position; the running ``taken`` mask reproduces that. Padding uses -inf, which never wins,
+    like TF's SAME padding.
+    """
+    geometry = _pool_geometry(op, dy)
+    if geometry is None:
+        return None
+    (kh, kw), strides, (h, w, _), (ho, wo, _), pads = geometry
+    x_padded = _pad_hw(op.inputs[0], pads, value=-math.inf)
+    y = op.outputs[0]
+    zero = tf.zeros([], dy.dtype)
+    parts: dict[tuple[int, int], tf.Tensor] = {}
+    taken = None
+    for p in range(kh):
+        for q in range(kw):
+            hit = tf.equal(_windows(x_padded, (p, q), strides, (ho, wo)), y)
+            if taken is None:
+                taken = hit
+            else:
+                hit = tf.logical_and(hit, tf.logical_not(taken))
+                taken = tf.logical_or(taken, hit)
+            parts[(p, q)] = tf.where(hit, dy, zero)
+    return _scatter_windows(parts, strides, [(pads[0][0], h), (pads[1][0], w)])
+
+
+def _avg_pool_grad(op: Any, dy: tf.Tensor) -> tf.Tensor | None:
+    """AvgPool gradient (AvgPoolGrad is Flex): dy / window size, spread over the window.
+
+    As in TF (and TFLite's AVERAGE_POOL_2D), the window size counts only elements inside the input, so SAME
+    windows at the border divide by fewer elements.
+    """
+    geometry = _pool_geometry(op, dy)
+    if geometry is None:
+        return None
+    (kh, kw), strides, (h, w, _), (ho, wo, _), pads = geometry
+    counts = []
+    for size, out, stride, k, (before, _) in zip((h, w), (ho, wo), strides, (kh, kw), pads, strict=True):
+        start = np.arange(out) * stride - before
+        counts.append(np.minimum(start + k, size) - np.maximum(start, 0))
+    window_sizes = np.outer(counts[0], counts[1]).astype(dy.dtype.as_numpy_dtype)
+    share = dy / tf.constant(window_sizes[None, :, :, None])
+    parts = {(p, q): share for p in range(kh) for q in range(kw)}
+    return _scatter_windows(parts, strides, [(pads[0][0], h), (pads[1][0], w)])
+
+
+# --- batch normalization ---------------------------------------------------------------------------------
+
+
+def _fused_batch_norm_grad(op: Any, dy: tf.Tensor, *_: tf.Tensor) -> list[tf.Tensor | None] | None:
+    """Frozen (``is_training=False``) FusedBatchNorm gradient, the formulas of TF's freeze-mode kernel.
+
+    FusedBatchNormGradV3 is Flex, and TF's gradient also reads the forward op's reserve-space output, which
+    keeps the converter from decomposing the forward FusedBatchNormV3 into builtin MUL/ADD.
+    """
+    if op.get_attr("is_training") or op.get_attr("data_format") not in (b"NHWC", b"NDHWC"):
+        return None
+    x, scale, _, mean, variance = op.inputs[:5]
+    if x.dtype != scale.dtype or x.shape.rank is None:
+        return None
+    axes = list(range(x.shape.rank - 1))
+    inv_std = tf.math.rsqrt(variance + op.get_attr("epsilon"))
+    dx = dy * (scale * inv_std)
+    dscale = tf.reduce_sum(dy * (x - mean), axis=axes) * inv_std
+    doffset = tf.reduce_sum(dy, axis=axes)
+    return [dx, dscale, doffset, None, None]
+
+
+# --- registry swapping -----------------------------------------------------------------------------------
+
+# Registry key -> builtin-only replacement. "Mul" is there for exact GELU only; every other product keeps
+# TensorFlow's gradient.
+_REWRITE_FNS: dict[str, _Rewrite] = {
+    "Relu": _relu_grad,
+    "Relu6": _relu6_grad,
+    "LeakyRelu": _leaky_relu_grad,
+    "Elu": _elu_grad,
+    "Mul": _gelu_mul_grad,
+    "Conv2D": _conv2d_grad,
+    "DepthwiseConv2dNative": _depthwise_grad,
+    "MaxPool": _max_pool_grad,
+    "AvgPool": _avg_pool_grad,
+    "FusedBatchNorm": _fused_batch_norm_grad,
+    "FusedBatchNormV2": _fused_batch_norm_grad,
+    "FusedBatchNormV3": _fused_batch_norm_grad,
+}
+
+_FUSED_BN = (
+    "frozen (training=False) batch norm: dx = dy*scale*rsqrt(var+eps), dscale and doffset by REDUCE_SUM "
+    "(FusedBatchNormGrad* is Flex and pins the forward op)"
+)
+
+REWRITES: Mapping[str, str] = {
+    "Relu": "ReluGrad -> where(y > 0, dy, 0) (GREATER, SELECT)",
+    "Relu6": "Relu6Grad -> where(0 < y < 6, dy, 0) (GREATER, LESS, LOGICAL_AND, SELECT)",
+    "LeakyRelu": "LeakyReluGrad -> where(x > 0, dy, alpha*dy) (GREATER, MUL, SELECT)",
+    "Elu": "EluGrad -> where(y < 0, (y+1)*dy, dy) (LESS, ADD, MUL, SELECT)",
+    # Keyed by the forward op that needs the rewrite; the registry entry swapped is that of the Mul after it.
+    "Erfc": "exact GELU: derivative Phi(x) + x*phi(x) from x and the GELU output, so the forward still fuses "
+    "to the GELU builtin (TFLite has no ERF/ERFC)",
+    "Conv2D": "Conv2DBackpropFilter -> CONV_2D of the transposed padded input by the transposed dy; input "
+    "gradient as a VALID TRANSPOSE_CONV (dilated kernel spread with zeros) plus crop",
+    "DepthwiseConv2dNative": "depthwise backprop (input and filter) -> per-tap strided slices, MUL, SUM, and "
+    "interleave/PAD to add back",
+    "MaxPool": "MaxPoolGrad -> per-tap strided slices, EQUAL to the output with first-max masks, interleave/PAD "
+    "to add back",
+    "AvgPool": "AvgPoolGrad -> dy / non-padded window size, interleave/PAD to add back",
+    "FusedBatchNorm": _FUSED_BN,
+    "FusedBatchNormV2": _FUSED_BN,
+    "FusedBatchNormV3": _FUSED_BN,
+}
+
+_lock = threading.Lock()
+_depth = 0
+_saved: dict[str, dict[str, Any]] = {}
+
+
+def _dispatching(rewrite: _Rewrite, original: Callable[..., Any]) -> Callable[..., Any]:
+    """Wraps ``rewrite`` so that op instances it does not handle get TensorFlow's gradient."""
+
+    def gradient(op: Any, *grads: tf.Tensor) -> Any:
+        result = rewrite(op, *grads)
+        return original(op, *grads) if result is None else result
+
+    gradient.__name__ = f"builtin_{getattr(original, '__name__', 'gradient')}"
+    return gradient
+
+
+@contextlib.contextmanager
+def builtin_gradients() -> Iterator[None]:
+    """While active, ops whose standard TF gradient needs Flex ops get builtin-only gradients.
+
+    Functions must be traced (``get_concrete_function`` or first call) inside the context; an already traced
+    function keeps the gradients it was traced with. The registry is process-global: nested or concurrent
+    uses share one installation, which is undone when the last one exits, also on exceptions.
+
+    Yields:
+        None.
+    """
+    global _depth
+    registry = ops._gradient_registry._registry
+    with _lock:
+        if _depth == 0:
+            for op_type, rewrite in _REWRITE_FNS.items():
+                entry = registry[op_type]
+                _saved[op_type] = entry
+                registry[op_type] = {**entry, "type": _dispatching(rewrite, entry["type"])}
+        _depth += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _depth -= 1
+            if _depth == 0:
+                registry.update(_saved)
+                _saved.clear()
