@@ -45,15 +45,14 @@ def train_trajectory(
 ) -> Trajectory:
     """Trains ``runner`` through ``plan`` and records its loss per step and weights at ``steps_to_record``."""
     record = set(steps_to_record) if record_weights else set()
-    # Slicing every batch up front keeps the loop itself to one signature call per step.
-    xb = x[plan.indices]
-    yb = y[plan.indices]
     losses = np.empty(plan.steps, dtype=np.float64)
     snapshots: dict[int, dict[str, np.ndarray]] = {}
     elapsed = 0.0
-    for i in range(plan.steps):
+    for i, rows in enumerate(plan.indices):
+        # Slicing batch by batch (outside the timer) costs a third of one up-front copy and no memory per epoch.
+        xb, yb = x[rows], y[rows]
         t = time.perf_counter()
-        losses[i] = runner.train_step(xb[i], yb[i])
+        losses[i] = runner.train_step(xb, yb)
         elapsed += time.perf_counter() - t
         if i + 1 in record:
             snapshots[i + 1] = runner.get_weights()
