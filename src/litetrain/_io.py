@@ -23,10 +23,28 @@ def _check_parent(path: Path) -> None:
         raise UsageError(f"Cannot write {str(path)!r}: the folder {str(parent)!r} is not writable.")
 
 
+def check_output_file(path: str | os.PathLike[str]) -> None:
+    """Raises UsageError unless ``path`` can be written as a file (its folder exists; it is not a folder)."""
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(
+            f"Cannot write {str(path)!r}: it is a folder.", hint=f"Give a file path, e.g. {str(path / 'report.json')!r}."
+        )
+    _check_parent(path.absolute())
+
+
+def check_output_dir(path: str | os.PathLike[str]) -> None:
+    """Raises UsageError unless ``path`` can be created or filled as a folder."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"Output path {str(path)!r} exists and is not a folder.", hint="Choose a folder path.")
+    _check_parent(path.absolute())
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     """Writes ``data`` to a temporary file beside ``path``, flushes it to disk, then renames it into place."""
     path = Path(path)
-    _check_parent(path)
+    check_output_file(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -53,9 +71,7 @@ def staging_dir(final_dir: str | os.PathLike[str]) -> Iterator[Path]:
     On an exception the staging folder is removed and ``final_dir`` is left as it was.
     """
     final = Path(final_dir)
-    if final.exists() and not final.is_dir():
-        raise UsageError(f"Output path {str(final)!r} exists and is not a folder.", hint="Choose a folder path.")
-    _check_parent(final.absolute())
+    check_output_dir(final)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.absolute().parent))
     try:
         yield tmp

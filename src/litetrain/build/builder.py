@@ -18,7 +18,7 @@ import numpy as np
 
 from litetrain._io import atomic_write_bytes, staging_dir
 from litetrain.build.keras_objects import resolve_loss, resolve_optimizer
-from litetrain.build.loaders import LoadedModel, load_model
+from litetrain.build.loaders import Framework, LoadedModel, load_model
 from litetrain.build.module import SIGNATURE_KEYS, TRAIN, TrainableModule, VariableInfo
 from litetrain.config import LossConfig, OptimizerConfig, Tolerances, TrainableSpec
 from litetrain.convert.census import OpCensus, op_census
@@ -178,7 +178,11 @@ def build(
             tf.saved_model.save(module, str(sm_dir), signatures=functions)
             timings["save_s"] = time.perf_counter() - t0
             t0 = time.perf_counter()
-            tflite = tflite_from_saved_model(sm_dir, list(SIGNATURE_KEYS), select_tf_ops=select_tf_ops)
+            tflite = tflite_from_saved_model(
+                sm_dir, list(SIGNATURE_KEYS), select_tf_ops=select_tf_ops,
+                layer_names=[layer.name for layer in module.model.layers],
+                suffixed_scopes=loaded.framework is Framework.KERAS3,
+            )
             timings["convert_s"] = time.perf_counter() - t0
         census = op_census(tflite)
         verification = None

@@ -34,6 +34,8 @@ def keras_module(framework: Framework) -> Any:
 
 def output_activation(model: Any) -> str | None:
     """Name of the activation that ends the model ('softmax', 'sigmoid', ...) or None for a linear output."""
+    if not getattr(model, "layers", None):
+        return None  # e.g. a subclassed model that was never built; TrainableModule says what is missing
     layer = model.layers[-1]
     cls = type(layer).__name__
     if cls == "Softmax":

@@ -145,7 +145,10 @@ def _load_factory(text: str) -> LoadedModel:
         ) from exc
     func = getattr(module, func_name, None)
     if not callable(func):
-        raise ModelLoadError(f"{module_name!r} has no function {func_name!r}.")
+        raise ModelLoadError(
+            f"{module_name!r} has no function {func_name!r} for the factory {text!r}.",
+            hint=f"Check the name after ':'; {module_name!r} ({getattr(module, '__file__', '?')}) must define it.",
+        )
     return _call_factory(func, text)
 
 

@@ -100,6 +100,7 @@ class TrainableModule(tf.Module):
         self.optimizer_config = optimizer
         self.batch_size = int(batch_size)
         self.input_shape, self.input_dtype, self.output_shape = _io_spec(model)
+        _check_loss_fits_output(loss, self.output_shape)
         self.frozen_layers = _apply_trainable(model, trainable)
         trainable_vars = list(model.trainable_variables)
         if not trainable_vars:
@@ -251,6 +252,19 @@ def _io_spec(model: Any) -> tuple[tuple[int, ...], Any, tuple[int, ...]]:
     if not dtype.is_floating:
         raise UnsupportedModelError(f"The model input has dtype {dtype.name}; litetrain trains float inputs.")
     return tuple(int(d) for d in in_shape), dtype, tuple(int(d) for d in out_shape)
+
+
+def _check_loss_fits_output(loss: LossConfig, output_shape: tuple[int, ...]) -> None:
+    """A cross-entropy over classes needs a model that ends in one output per class (checked before tracing)."""
+    width = output_shape[-1] if output_shape else 1
+    sparse = loss.name is Loss.SPARSE_CATEGORICAL_CROSSENTROPY  # its labels are (batch,): one output vector
+    if (sparse or loss.name is Loss.CATEGORICAL_CROSSENTROPY) and (width < 2 or (sparse and len(output_shape) != 1)):
+        raise UsageError(
+            f"The loss {loss.name.value} needs a classifier with one output per class, but the model's output "
+            f"has shape {output_shape} per sample.",
+            hint="End the model with Dense(num_classes), or choose a loss that fits its output: "
+            "--loss binary_crossentropy for one sigmoid/logit output, --loss mse or mae for regression.",
+        )
 
 
 def _weighted_layers(model: Any) -> list[Any]:

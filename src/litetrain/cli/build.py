@@ -19,6 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    options.check_output_folder(args.output)
     from litetrain.api import build, seed_everything
 
     seed_everything(0 if args.seed is None else args.seed)

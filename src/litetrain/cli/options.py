@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from litetrain._io import _check_parent
+from litetrain._io import check_output_dir, check_output_file
 from litetrain.config import LossConfig, Optimizer, OptimizerConfig, Tolerances, TrainableSpec
 from litetrain.errors import UsageError
 
@@ -95,4 +95,9 @@ def tolerances(args: argparse.Namespace) -> Tolerances:
 def check_output_path(path: str | None) -> None:
     """Fails before any work if an output file could not be written."""
     if path:
-        _check_parent(Path(path).absolute())
+        check_output_file(Path(path))
+
+
+def check_output_folder(path: str) -> None:
+    """Fails before any work if an output folder could not be created or filled."""
+    check_output_dir(Path(path))

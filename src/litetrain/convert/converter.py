@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from litetrain._lazy import import_module
 from litetrain.errors import ConversionError, UnsupportedModelError
 
-_FLEX_OP_RE = re.compile(r"tf\.(\w+)\s*\{[^}]*\}|tf\.(\w+)\b")
-_LOC_RE = re.compile(r'loc\(callsite\("([^"]+)"|loc\(fused\[[^\]]*"([^"]+)"')
+# The converter's summary lines ("TF Select ops: A, B" / "Custom ops: C") and per-op errors name the ops; the
+# MLIR locations (fused["Op:", "scope/layer/.../Op@__inference_fn"]) name the name scope each op was traced in.
+_SUMMARY_RE = re.compile(r"^(TF Select ops|Custom ops): (.+)$", re.MULTILINE)
+_NEITHER_RE = re.compile(r"'tf\.(\w+)' op is neither a custom op nor a flex op")
+_OP_LOC_RE = re.compile(r'fused\["(\w+):",\s*"([^"@]+)(?:@[^"]*)?"\]')
 
 
 def tflite_from_saved_model(
-    saved_model_dir: str | Path, signature_keys: list[str], *, select_tf_ops: bool = False
+    saved_model_dir: str | Path,
+    signature_keys: list[str],
+    *,
+    select_tf_ops: bool = False,
+    layer_names: Sequence[str] = (),
+    suffixed_scopes: bool = False,
 ) -> bytes:
     """Converts the given signatures of a SavedModel to a .tflite flatbuffer with resource variables.
 
@@ -21,6 +30,8 @@ def tflite_from_saved_model(
         saved_model_dir: The SavedModel folder.
         signature_keys: Signatures to convert (all four of litetrain's convention for a trainable model).
         select_tf_ops: Allow Flex ops (needs the select-TF-ops library at run time). Default: builtins only.
+        layer_names: The Keras model's layer names, to name the layer of an op that cannot be converted.
+        suffixed_scopes: Layers were traced in name scopes ``<name>_<n>`` (Keras 3) instead of ``<name>``.
 
     Raises:
         UnsupportedModelError: an op has no builtin equivalent (names the op and the layer where known).
@@ -37,32 +48,62 @@ def tflite_from_saved_model(
     try:
         return bytes(converter.convert())
     except Exception as exc:
-        raise _conversion_error(exc) from exc
+        raise _conversion_error(exc, layer_names, suffixed_scopes, select_tf_ops) from exc
 
 
-def _conversion_error(exc: Exception) -> Exception:
+def _conversion_error(
+    exc: Exception, layer_names: Sequence[str] = (), suffixed_scopes: bool = False, select_tf_ops: bool = False
+) -> Exception:
     text = str(exc)
-    if "not supported by the native TFLite runtime" in text or "Select TensorFlow op" in text or \
-            "failed to legalize operation" in text:
-        ops = sorted({a or b for a, b in _FLEX_OP_RE.findall(text)} - {"function"})
-        where = sorted({a or b for a, b in _LOC_RE.findall(text)})
-        layers = sorted({_layer_of(w) for w in where if _layer_of(w)})
-        return UnsupportedModelError(
-            f"The model needs TensorFlow ops that TFLite has no builtin for: {', '.join(ops) or '(unknown)'}"
-            + (f", in layer(s) {', '.join(layers)}" if layers else "")
-            + ".",
-            hint="Freeze the layer(s) with --trainable so no gradient flows through them, replace them with a "
-            "supported layer, or allow select TF ops with --select-tf-ops (then the phone needs the "
-            "select-tf-ops library and desktop interpreters cannot run the model).",
-        )
-    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-    return ConversionError(f"TFLite conversion failed: {first[:600]}")
+    flex: list[str] = []
+    custom: list[str] = []
+    for kind, names in _SUMMARY_RE.findall(text):
+        (flex if kind.startswith("TF Select") else custom).extend(n.strip() for n in names.split(",") if n.strip())
+    if not flex and not custom and ("not supported by the native TFLite runtime" in text
+                                    or "Select TensorFlow op" in text or "failed to legalize operation" in text):
+        flex = _NEITHER_RE.findall(text)
+    if not flex and not custom:
+        first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+        return ConversionError(f"TFLite conversion failed: {first[:600]}")
+    ops = sorted(set(flex) | set(custom))
+    described, layers, forward = [], [], False
+    for op in ops:
+        found = {_where(scope, layer_names, suffixed_scopes) for name, scope in _OP_LOC_RE.findall(text) if name == op}
+        where = sorted(phrase for phrase, _, _ in found)
+        described.append(f"{op} (in the {' and the '.join(where)})" if where else op)
+        layers += [layer for _, layer, _ in found if layer]
+        forward = forward or not found or not all(gradient for _, _, gradient in found)
+    layers = sorted(set(layers))
+    them = ", ".join(repr(n) for n in layers) if layers else "the layer(s) that use them"
+    it = "it" if len(layers) == 1 else "them"
+    if forward:  # the forward pass itself needs the op: freezing cannot remove it
+        hint = f"Replace {them} with layers made of ops that TFLite has as builtins"
+    else:
+        hint = (f"Freeze {them} with --trainable, training only layers after {it} (--trainable last:N or "
+                f"--trainable NAME,...), so no gradient flows through {it}; or replace {it} with a supported layer")
+    if flex and not select_tf_ops:
+        hint += ("; or allow select TF ops with --select-tf-ops (then the phone needs the select-tf-ops library "
+                 "and desktop interpreters cannot run the model)")
+    return UnsupportedModelError(
+        f"The model needs TensorFlow ops that TFLite has no builtin for: {', '.join(described)}."
+        + ("" if flex else " They have no select-TF (Flex) kernel either."),
+        hint=hint + ".",
+    )
 
 
-def _layer_of(location: str) -> str | None:
-    parts = [p for p in re.split(r"[/@]", location) if p]
-    skip = {"gradient_tape", "StatefulPartitionedCall", "inference", "sequential", "functional"}
-    for p in parts:
-        if p not in skip and not p.startswith(("__inference", "StatefulPartitionedCall", "gradients")):
-            return p
-    return None
+def _where(scope: str, layer_names: Sequence[str], suffixed: bool) -> tuple[str, str | None, bool]:
+    """(phrase, layer, in a gradient) for an op's name scope: ``("gradient of layer 'x'", "x", True)``."""
+    parts = [p for p in scope.split("/") if p]
+    gradient = bool(parts) and parts[0] in ("gradient_tape", "gradients")
+    for part in parts[1:] if len(parts) > 1 else parts:  # the first part is the tape or the model's scope
+        layer = _layer_of(part, layer_names, suffixed)
+        if layer:
+            return (f"gradient of layer {layer!r}" if gradient else f"layer {layer!r}"), layer, gradient
+    return f"name scope {scope!r}", None, gradient
+
+
+def _layer_of(part: str, layer_names: Sequence[str], suffixed: bool) -> str | None:
+    exact = part if part in layer_names else None
+    with_suffix = [n for n in layer_names if re.fullmatch(re.escape(n) + r"_\d+", part)]
+    best_suffix = max(with_suffix, key=len) if with_suffix else None
+    return (best_suffix or exact) if suffixed else (exact or best_suffix)

@@ -138,8 +138,13 @@ def _validated(ds: Dataset) -> Dataset:
         for name, arr in ((xname, x), (yname, y)):
             if not isinstance(arr, np.ndarray) or arr.dtype == object:
                 raise DataError(f"{ds.name}: {name} must be a numeric array; received {type(arr).__name__}.")
-            if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
-                raise DataError(f"{ds.name}: {name} has dtype {arr.dtype}; a numeric dtype is needed.")
+            if np.issubdtype(arr.dtype, np.complexfloating) or not (
+                np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_
+            ):
+                raise DataError(
+                    f"{ds.name}: {name} has dtype {arr.dtype}; a real numeric dtype (float, int or bool) is needed.",
+                    hint="Convert it before saving, e.g. x.astype('float32').",
+                )
             if arr.ndim == 0 or arr.shape[0] == 0:
                 raise DataError(f"{ds.name}: {name} is empty (shape {arr.shape}).", hint="Provide at least one sample.")
             if np.issubdtype(arr.dtype, np.floating) and not np.all(np.isfinite(arr)):
