@@ -47,7 +47,7 @@ timed("import_tensorflow", lambda: __import__("tensorflow"))
 timed("import_keras", lambda: __import__("keras"))
 timed("import_litert", lambda: __import__("ai_edge_litert.interpreter"))
 def litetrain_modules():
-    import litetrain.api, litetrain.build.builder, litetrain.cli.app, litetrain.compare.session
+    import litetrain.api, litetrain.trainable.builder, litetrain.cli.app, litetrain.comparison.session
     import litetrain.data.fit, litetrain.runtime.litert, litetrain.runtime.tensorflow
 timed("import_litetrain", litetrain_modules)
 import litetrain.data.dataset as dataset

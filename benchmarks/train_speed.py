@@ -2,7 +2,7 @@
 
 For each batch size the demo model (litetrain.models.tutorial_2021: Flatten 28x28 -> Dense 128 ReLU -> Dense 10,
 SGD, categorical cross-entropy from logits, digits resized to 28x28) is built once with
-litetrain.build.builder.build and trained three ways on the same batches (one plan_batches plan):
+litetrain.trainable.builder.build and trained three ways on the same batches (one plan_batches plan):
 
   TF         TensorflowModuleRunner (a tf.function train step) through compare.twin.train_trajectory
   bare       ai_edge_litert Interpreter(model_content=...).get_signature_runner("train") called in a plain
@@ -69,7 +69,6 @@ class Case:
         from ai_edge_litert.interpreter import Interpreter
 
         from litetrain.api import seed_everything
-        from litetrain.build.builder import build
         from litetrain.config import LossConfig, Optimizer, OptimizerConfig
         from litetrain.data.batching import plan_batches
         from litetrain.data.fit import fit_to_model
@@ -77,6 +76,7 @@ class Case:
         from litetrain.runtime.base import TensorInfo
         from litetrain.runtime.litert import LiteRTRunner
         from litetrain.runtime.tensorflow import TensorflowModuleRunner
+        from litetrain.trainable.builder import build
 
         t0 = time.perf_counter()
         self.batch = batch
@@ -133,7 +133,7 @@ class Case:
         return time.perf_counter() - start
 
     def run_trajectory(self, runner: Any) -> tuple[float, float]:
-        from litetrain.compare.twin import train_trajectory
+        from litetrain.comparison.twin import train_trajectory
 
         start = time.perf_counter()
         traj = train_trajectory(runner, self.data.x, self.data.y, self.plan, (), record_weights=False)

@@ -25,8 +25,8 @@ def seed_everything(seed: int) -> None:
 
 
 def build(model: Any, **kwargs: Any) -> Any:
-    """Builds a trainable TFLite model from a Keras model; see :func:`litetrain.build.builder.build`."""
-    from litetrain.build.builder import build as _build
+    """Builds a trainable TFLite model from a Keras model; see :func:`litetrain.trainable.builder.build`."""
+    from litetrain.trainable.builder import build as _build
 
     return _build(model, **kwargs)
 
@@ -57,15 +57,15 @@ def check(
         tolerances: atol/rtol of every comparison.
 
     Returns:
-        A :class:`~litetrain.compare.result.ComparisonResult`; truthy when the verdict passed.
+        A :class:`~litetrain.comparison.result.ComparisonResult`; truthy when the verdict passed.
     """
-    from litetrain.build.builder import build as _build
-    from litetrain.compare.session import run_comparison
+    from litetrain.comparison.session import run_comparison
     from litetrain.data.batching import plan_batches
     from litetrain.data.fit import fit_to_model
     from litetrain.runtime.base import TensorInfo
     from litetrain.runtime.litert import LiteRTRunner
     from litetrain.runtime.tensorflow import TensorflowModuleRunner
+    from litetrain.trainable.builder import build as _build
 
     seed = 0 if seed is None else int(seed)
     tol = tolerances or Tolerances()
@@ -136,8 +136,8 @@ def compare(
     The candidate's weights as converted are first compared with the reference's (a difference is reported and
     fails the verdict), then both are set to the reference's weights and trained on identical batches.
     """
-    from litetrain.compare.session import run_comparison
-    from litetrain.convert.census import op_census
+    from litetrain.comparison.session import run_comparison
+    from litetrain.convert.census import check_variables_initialized, op_census
     from litetrain.data.batching import plan_batches
     from litetrain.data.fit import fit_to_model
     from litetrain.runtime.litert import LiteRTRunner, read_model
@@ -149,7 +149,9 @@ def compare(
         steps = DEFAULT_STEPS
     dataset = load_dataset(data)
     model_bytes = read_model(candidate)
+    census = op_census(model_bytes)
     cand = LiteRTRunner(model_bytes)
+    check_variables_initialized(census)
     ref = SavedModelRunner(reference)
     fixed = ref.train_batch_size
     if batch_size is not None and fixed is not None and batch_size != fixed:
@@ -168,7 +170,7 @@ def compare(
         "reference": str(reference),
         "candidate": str(candidate),
         "size_bytes": len(model_bytes),
-        "ops": op_census(model_bytes).to_json(),
+        "ops": census.to_json(),
     }
     settings = {"batch_size": batch, "steps": plan.steps, "epochs": epochs, "seed": seed, "data": dataset.name}
     return run_comparison(

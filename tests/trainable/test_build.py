@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from litetrain import LossConfig, Optimizer, OptimizerConfig
-from litetrain.build.builder import build
 from litetrain.runtime.litert import LiteRTRunner
+from litetrain.trainable.builder import build
 from tests import models
 
 
@@ -20,6 +20,7 @@ def test_keras3_build_writes_artifacts_with_the_signature_convention(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["build.json", "model.tflite", "saved_model"]
     assert (out / "model.tflite").read_bytes() == result.tflite
     assert result.census.builtin_only and not result.census.flex
+    assert result.census.uninitialized_variables == ()  # every variable has an initializer
     assert "Relu" in result.rewritten_gradients
 
     info = json.loads((out / "build.json").read_text())

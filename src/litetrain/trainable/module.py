@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 
 from litetrain._lazy import import_module
-from litetrain.build.keras_objects import make_loss, make_optimizer
-from litetrain.build.loaders import Framework, LoadedModel
 from litetrain.config import Loss, LossConfig, OptimizerConfig, TrainableSpec
 from litetrain.errors import UnsupportedModelError, UsageError
+from litetrain.trainable.keras_objects import make_loss, make_optimizer
+from litetrain.trainable.loaders import Framework, LoadedModel
 
 tf = import_module("tensorflow")
 

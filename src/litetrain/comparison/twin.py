@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from litetrain.compare import metrics
+from litetrain.comparison import metrics
 from litetrain.config import Tolerances
 from litetrain.data.batching import BatchPlan
 from litetrain.runtime.base import Runner

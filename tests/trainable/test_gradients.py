@@ -1,4 +1,4 @@
-"""Tests of litetrain.build.gradients against real TensorFlow, Keras and LiteRT (no mocks).
+"""Tests of litetrain.trainable.gradients against real TensorFlow, Keras and LiteRT (no mocks).
 
 Two levels:
 - op level: each rewritten gradient equals TensorFlow's own gradient in TF, and the rewritten graph converts
@@ -22,7 +22,7 @@ import tf_keras  # noqa: E402
 from ai_edge_litert.interpreter import Interpreter  # noqa: E402
 from tensorflow.python.framework import ops  # noqa: E402
 
-from litetrain.build.gradients import REWRITES, builtin_gradients  # noqa: E402
+from litetrain.trainable.gradients import REWRITES, builtin_gradients  # noqa: E402
 
 # Gradient ops that TFLite only has as Flex ops; none may appear in a graph traced inside the context.
 FLEX_GRADIENT_OPS = {

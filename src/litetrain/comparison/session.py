@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 
 from litetrain._env import environment
-from litetrain.compare import metrics
-from litetrain.compare.result import (
+from litetrain.comparison import metrics
+from litetrain.comparison.result import (
     CheckItem,
     CheckpointCheck,
     ComparisonResult,
@@ -18,7 +18,7 @@ from litetrain.compare.result import (
     TrainComparison,
     Verdict,
 )
-from litetrain.compare.twin import (
+from litetrain.comparison.twin import (
     compare_weights,
     loss_diffs,
     record_steps,

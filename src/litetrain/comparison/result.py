@@ -140,12 +140,12 @@ class ComparisonResult:
         return atomic_write_text(path, json.dumps(self.to_json(), indent=2) + "\n")
 
     def __str__(self) -> str:
-        from litetrain.report.console import render_comparison
+        from litetrain.reporting.console import render_comparison
 
         return render_comparison(self)
 
     def _repr_html_(self) -> str:
-        from litetrain.report.console import render_comparison_html
+        from litetrain.reporting.console import render_comparison_html
 
         return render_comparison_html(self)
 

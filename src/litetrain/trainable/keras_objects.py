@@ -8,9 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 from litetrain._lazy import import_module
-from litetrain.build.loaders import Framework
 from litetrain.config import Loss, LossConfig, Optimizer, OptimizerConfig
 from litetrain.errors import UnsupportedModelError, UsageError
+from litetrain.trainable.loaders import Framework
 
 _LOSS_CLASSES = {
     Loss.SPARSE_CATEGORICAL_CROSSENTROPY: "SparseCategoricalCrossentropy",

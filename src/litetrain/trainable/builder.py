@@ -17,14 +17,14 @@ from typing import Any
 import numpy as np
 
 from litetrain._io import atomic_write_bytes, staging_dir
-from litetrain.build.keras_objects import resolve_loss, resolve_optimizer
-from litetrain.build.loaders import Framework, LoadedModel, load_model
-from litetrain.build.module import SIGNATURE_KEYS, TRAIN, TrainableModule, VariableInfo
 from litetrain.config import LossConfig, OptimizerConfig, Tolerances, TrainableSpec
-from litetrain.convert.census import OpCensus, op_census
+from litetrain.convert.census import OpCensus, check_variables_initialized, op_census
 from litetrain.convert.converter import tflite_from_saved_model
 from litetrain.convert.verify import Verification, verify_conversion
 from litetrain.errors import UsageError
+from litetrain.trainable.keras_objects import resolve_loss, resolve_optimizer
+from litetrain.trainable.loaders import Framework, LoadedModel, load_model
+from litetrain.trainable.module import SIGNATURE_KEYS, TRAIN, TrainableModule, VariableInfo
 
 SCHEMA_VERSION = "1.0"
 
@@ -157,7 +157,7 @@ def build(
 
     t0 = time.perf_counter()
     module = TrainableModule(loaded, loss_cfg, opt_cfg, batch_size, trainable)
-    from litetrain.build.gradients import REWRITES, builtin_gradients
+    from litetrain.trainable.gradients import REWRITES, builtin_gradients
 
     if select_tf_ops:
         functions = module.concrete_functions(path_checkpoints=True)
@@ -185,6 +185,7 @@ def build(
             )
             timings["convert_s"] = time.perf_counter() - t0
         census = op_census(tflite)
+        check_variables_initialized(census)
         verification = None
         if not census.flex:
             t0 = time.perf_counter()

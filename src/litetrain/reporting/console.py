@@ -7,7 +7,7 @@ import textwrap
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from litetrain.compare.result import ComparisonResult
+    from litetrain.comparison.result import ComparisonResult
 
 
 def _fmt(value: float | None, pct: bool = False) -> str:
