@@ -44,6 +44,9 @@ def check(
     trainable: TrainableSpec | str | None = None,
     tolerances: Tolerances | None = None,
     select_tf_ops: bool = False,
+    noise_floor: bool = True,
+    float64: bool = True,
+    fail_on: Any = None,
     kind: str = "check",
 ) -> Any:
     """Builds, converts, trains TensorFlow and TFLite twins on identical batches, and compares them.
@@ -54,12 +57,17 @@ def check(
         loss, optimizer, batch_size, trainable, select_tf_ops: As for :func:`build`.
         steps, epochs: Training length (default 100 steps).
         seed: Seeds weight initialization of factories and the batch order (default 0).
-        tolerances: atol/rtol of every comparison.
+        tolerances: atol/rtol of the fixed-tolerance checks (they decide the verdict without a noise floor).
+        noise_floor: Measure the float32 noise floor and judge the twins against it (default on).
+        float64: Also train a float64 reference twin and report each runtime's distance to it (default on).
+        fail_on: Verdicts that fail (``bool(result)`` False, exit code 1): a set of
+            :class:`~litetrain.comparison.verdict.Verdict` or a comma-separated string.
 
     Returns:
         A :class:`~litetrain.comparison.result.ComparisonResult`; truthy when the verdict passed.
     """
-    from litetrain.comparison.session import run_comparison
+    from litetrain.comparison.noise import standard_perturbations
+    from litetrain.comparison.session import Twins, run_comparison
     from litetrain.data.batching import plan_batches
     from litetrain.data.fit import fit_to_model
     from litetrain.runtime.base import TensorInfo
@@ -69,6 +77,7 @@ def check(
 
     seed = 0 if seed is None else int(seed)
     tol = tolerances or Tolerances()
+    fail = _fail_on(fail_on)
     if steps is None and epochs is None:
         steps = DEFAULT_STEPS
     dataset = load_dataset(data)
@@ -103,11 +112,20 @@ def check(
         "data": dataset.name,
         "dropout": "inactive in both twins (layers run with training=False)",
     }
-    return run_comparison(
-        kind=kind,
+    weight_names = {v.name for v in result.variables if v.role == "weight"}
+    twins = Twins(
         reference=reference,
         candidate=candidate,
-        fresh_candidate=lambda: LiteRTRunner(result.tflite),
+        fresh_candidate=lambda **kw: LiteRTRunner(result.tflite, **kw),
+        float64=_float64_runner(module) if float64 else None,
+        weight_names=weight_names,
+        layer_of={v.name: v.path.split("/")[-2] if "/" in v.path else v.path for v in result.variables},
+        perturbations=standard_perturbations(
+            reference, lambda **kw: LiteRTRunner(result.tflite, **kw), weight_names) if noise_floor else [],
+    )
+    return run_comparison(
+        kind=kind,
+        twins=twins,
         data=fitted,
         plan=plan,
         tol=tol,
@@ -116,8 +134,32 @@ def check(
         data_info=dataset.describe(),
         settings=settings,
         require_exact_initial_weights=True,
+        fail_on=fail,
         timings={**result.timings, "setup_s": time.perf_counter() - t0},
     )
+
+
+def _fail_on(value: Any) -> Any:
+    from litetrain.comparison.verdict import Verdict, parse_fail_on
+
+    if value is None or isinstance(value, str):
+        return parse_fail_on(value)
+    return frozenset(Verdict(v) for v in value)
+
+
+def _float64_runner(module: Any) -> Any:
+    """The float64 twin, or None (with a warning) when the model cannot be cloned in float64."""
+    import warnings
+
+    from litetrain.errors import UnsupportedModelError
+    from litetrain.runtime.tensorflow import TensorflowModuleRunner
+    from litetrain.trainable.precision import float64_module
+
+    try:
+        return TensorflowModuleRunner(float64_module(module), name="float64")
+    except UnsupportedModelError as exc:
+        warnings.warn(f"No float64 reference: {exc.message}", stacklevel=3)
+        return None
 
 
 def compare(
@@ -130,13 +172,16 @@ def compare(
     epochs: int | None = None,
     seed: int | None = None,
     tolerances: Tolerances | None = None,
+    noise_floor: bool = True,
+    fail_on: Any = None,
 ) -> Any:
     """Compares an existing pair: a reference SavedModel and a candidate .tflite with the signature convention.
 
     The candidate's weights as converted are first compared with the reference's (a difference is reported and
     fails the verdict), then both are set to the reference's weights and trained on identical batches.
     """
-    from litetrain.comparison.session import run_comparison
+    from litetrain.comparison.noise import standard_perturbations
+    from litetrain.comparison.session import Twins, run_comparison
     from litetrain.convert.census import check_variables_initialized, op_census
     from litetrain.data.batching import plan_batches
     from litetrain.data.fit import fit_to_model
@@ -173,11 +218,16 @@ def compare(
         "ops": census.to_json(),
     }
     settings = {"batch_size": batch, "steps": plan.steps, "epochs": epochs, "seed": seed, "data": dataset.name}
-    return run_comparison(
-        kind="compare",
+    factory = lambda **kw: LiteRTRunner(model_bytes, **kw)  # noqa: E731
+    twins = Twins(
         reference=ref,
         candidate=cand,
-        fresh_candidate=lambda: LiteRTRunner(model_bytes),
+        fresh_candidate=factory,
+        perturbations=standard_perturbations(ref, factory, set()) if noise_floor else [],
+    )
+    return run_comparison(
+        kind="compare",
+        twins=twins,
         data=fitted,
         plan=plan,
         tol=tol,
@@ -186,10 +236,14 @@ def compare(
         data_info=dataset.describe(),
         settings=settings,
         require_exact_initial_weights=False,
+        check_loss_arguments=True,
+        fail_on=_fail_on(fail_on),
     )
 
 
-def demo(*, steps: int | None = None, seed: int | None = None, tolerances: Tolerances | None = None) -> Any:
+def demo(
+    *, steps: int | None = None, seed: int | None = None, tolerances: Tolerances | None = None, **options: Any
+) -> Any:
     """The main job on the bundled data: the 2021 post's model, SGD, digits resized to 28x28, twin training."""
     from litetrain.models import tutorial_2021
 
@@ -203,4 +257,5 @@ def demo(*, steps: int | None = None, seed: int | None = None, tolerances: Toler
         seed=seed,
         tolerances=tolerances,
         kind="demo",
+        **options,
     )

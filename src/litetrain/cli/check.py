@@ -16,6 +16,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     options.add_batch_size(p)
     options.add_training_options(p)
     options.add_output_options(p)
+    options.add_float64_option(p)
     p.set_defaults(run=run)
 
 
@@ -35,5 +36,6 @@ def run(args: argparse.Namespace) -> int:
         trainable=options.trainable_spec(args),
         tolerances=options.tolerances(args),
         select_tf_ops=args.select_tf_ops,
+        **options.verdict_options(args),
     )
     return finish_comparison(result, args)

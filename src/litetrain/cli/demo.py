@@ -16,6 +16,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=None, help="train steps (default 300)")
     p.add_argument("--seed", type=int, default=None, help="seeds initialization and batch order (default 0)")
     options.add_output_options(p, default_json="report.json")
+    options.add_float64_option(p)
     p.set_defaults(run=run)
 
 
@@ -23,5 +24,6 @@ def run(args: argparse.Namespace) -> int:
     options.check_output_path(args.json_out)
     from litetrain.api import demo
 
-    result = demo(steps=args.steps, seed=args.seed, tolerances=options.tolerances(args))
+    result = demo(steps=args.steps, seed=args.seed, tolerances=options.tolerances(args),
+                  **options.verdict_options(args))
     return finish_comparison(result, args)

@@ -59,6 +59,11 @@ def add_output_options(p: argparse.ArgumentParser, *, default_json: str | None =
     g = p.add_argument_group("verdict and output")
     g.add_argument("--atol", type=float, help=f"absolute tolerance (default {Tolerances.DEFAULT_ATOL:g})")
     g.add_argument("--rtol", type=float, help=f"relative tolerance (default {Tolerances.DEFAULT_RTOL:g})")
+    g.add_argument("--fail-on", default=None, metavar="VERDICTS",
+                   help="comma-separated verdicts that exit with code 1: consistent-sensitive, drift, inconsistent, "
+                   "unhealthy (default: inconsistent,unhealthy; 'none' never fails)")
+    g.add_argument("--no-noise-floor", dest="noise_floor", action="store_false",
+                   help="skip the noise-floor runs; the fixed tolerances --atol/--rtol decide instead")
     g.add_argument("--json", dest="json_out", default=default_json, metavar="OUT",
                    help="write the result as JSON" + (f" (default {default_json})" if default_json else ""))
     g.add_argument("-q", "--quiet", action="store_true", help="print only the verdict line")
@@ -86,6 +91,21 @@ def optimizer_config(args: argparse.Namespace) -> OptimizerConfig | None:
 
 def trainable_spec(args: argparse.Namespace) -> TrainableSpec:
     return TrainableSpec.parse(args.trainable)
+
+
+def verdict_options(args: argparse.Namespace) -> dict[str, object]:
+    """Keyword arguments of check/compare/demo for the verdict (noise floor, float64, --fail-on)."""
+    from litetrain.comparison.verdict import parse_fail_on
+
+    out: dict[str, object] = {"noise_floor": args.noise_floor, "fail_on": parse_fail_on(args.fail_on)}
+    if hasattr(args, "float64"):
+        out["float64"] = args.float64
+    return out
+
+
+def add_float64_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-float64", dest="float64", action="store_false",
+                   help="skip the float64 reference twin")
 
 
 def tolerances(args: argparse.Namespace) -> Tolerances:

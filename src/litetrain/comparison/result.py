@@ -3,27 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
-import enum
 import json
 import math
 from pathlib import Path
 from typing import Any
 
 from litetrain._io import atomic_write_text
+from litetrain.comparison.verdict import Verdict
 
 SCHEMA_VERSION = "1.0"
 
 
-class Verdict(enum.StrEnum):
-    """What the comparison concluded."""
-
-    CONSISTENT = "consistent"
-    """TFLite trains like TensorFlow: every difference is within tolerance."""
-    INCONSISTENT = "inconsistent"
-    """At least one difference is beyond tolerance; ``reasons`` says which."""
-
-
-DEFAULT_FAIL_ON = (Verdict.INCONSISTENT,)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,6 +96,14 @@ class ComparisonResult:
     checkpoint: CheckpointCheck | None
     environment: dict[str, Any]
     timings: dict[str, float]
+    cause: str = ""
+    fail_on: tuple[str, ...] = ()
+    noise_floor: dict[str, Any] | None = None
+    float64: dict[str, Any] | None = None
+    divergence: dict[str, Any] | None = None
+    health: tuple[dict[str, Any], ...] = ()
+    location: dict[str, Any] | None = None
+    repeats: dict[str, Any] | None = None
 
     def __bool__(self) -> bool:
         return self.passed
@@ -121,6 +119,8 @@ class ComparisonResult:
             "kind": self.kind,
             "verdict": self.verdict.value,
             "passed": self.passed,
+            "fail_on": list(self.fail_on),
+            "cause": self.cause,
             "explanation": self.explanation,
             "reasons": self.reasons,
             "checks": [c.to_json() for c in self.checks],
@@ -131,6 +131,12 @@ class ComparisonResult:
             "train": self.train.to_json(),
             "inference": {k: v.to_json() for k, v in self.inference.items()},
             "checkpoint": self.checkpoint.to_json() if self.checkpoint else None,
+            "noise_floor": self.noise_floor,
+            "float64": self.float64,
+            "divergence": self.divergence,
+            "health": list(self.health),
+            "location": self.location,
+            "repeats": self.repeats,
             "environment": self.environment,
             "timings_s": self.timings,
         })

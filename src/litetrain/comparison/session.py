@@ -1,47 +1,85 @@
-"""Orchestrates a comparison: initial weights, inference before, twin training, inference after, checkpoint."""
+"""Orchestrates a comparison: initial weights, twin training, float64 truth, noise floor, health, verdict."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
 from litetrain._env import environment
 from litetrain.comparison import metrics
+from litetrain.comparison.divergence import (
+    Divergence,
+    assess_divergence,
+    dense_steps,
+    weight_distance,
+    weight_scale,
+)
+from litetrain.comparison.health import Health, assess_health, loss_argument_check
+from litetrain.comparison.locate import Location, locate
+from litetrain.comparison.noise import REFERENCE_SIDE, Perturbation
 from litetrain.comparison.result import (
     CheckItem,
     CheckpointCheck,
     ComparisonResult,
     InferenceComparison,
     TrainComparison,
-    Verdict,
 )
 from litetrain.comparison.twin import (
+    Trajectory,
     compare_weights,
     loss_diffs,
     record_steps,
     summarize_weight_diffs,
     train_trajectory,
 )
+from litetrain.comparison.verdict import (
+    DEFAULT_FAIL_ON,
+    GROWTH_INCONSISTENT,
+    INIT_INCONSISTENT,
+    UPDATE_INCONSISTENT,
+    Verdict,
+)
 from litetrain.config import Tolerances
 from litetrain.data.batching import BatchPlan
 from litetrain.data.fit import FittedData
-from litetrain.errors import ConversionError
+from litetrain.errors import ConversionError, LitetrainError, SignatureError
 from litetrain.runtime.base import Runner
 
 
+@dataclasses.dataclass
+class Twins:
+    """The runners to compare and what is known about their variables.
+
+    Attributes:
+        reference: The TensorFlow twin.
+        candidate: The TFLite twin.
+        fresh_candidate: Makes a new interpreter of the same model (kwargs: ``kernels``, ``num_threads``).
+        float64: The float64 reference twin, if the Keras model is available.
+        weight_names: Names of model weights (role "weight"); the other exchanged variables are optimizer state.
+        layer_of: Variable name -> Keras layer name, for messages.
+        perturbations: Noise-floor perturbations (empty: no noise floor; fixed tolerances decide).
+    """
+
+    reference: Runner
+    candidate: Runner
+    fresh_candidate: Callable[..., Runner]
+    float64: Runner | None = None
+    weight_names: set[str] = dataclasses.field(default_factory=set)
+    layer_of: dict[str, str] = dataclasses.field(default_factory=dict)
+    perturbations: list[Perturbation] = dataclasses.field(default_factory=list)
+
+
 def compare_inference(
-    reference: Runner,
-    candidate: Runner,
-    data: FittedData,
-    tol: Tolerances,
-    from_logits: bool | None,
+    reference: Runner, candidate: Runner, data: FittedData, tol: Tolerances, from_logits: bool | None,
+    ref_out: np.ndarray | None = None, cand_out: np.ndarray | None = None,
 ) -> InferenceComparison:
-    """Runs both runners' ``infer`` on the test data and measures the difference."""
-    ref = reference.infer(data.x_test)[reference.primary_output]
-    cand = candidate.infer(data.x_test)[candidate.primary_output]
+    """Runs both runners' ``infer`` on the test data (unless outputs are given) and measures the difference."""
+    ref = reference.infer(data.x_test)[reference.primary_output] if ref_out is None else ref_out
+    cand = candidate.infer(data.x_test)[candidate.primary_output] if cand_out is None else cand_out
     max_abs = metrics.max_abs(cand, ref)
     return InferenceComparison(
         samples=len(data.x_test),
@@ -74,9 +112,7 @@ def checkpoint_roundtrip(trained: Runner, fresh_factory: Callable[[], Runner], x
 def run_comparison(
     *,
     kind: str,
-    reference: Runner,
-    candidate: Runner,
-    fresh_candidate: Callable[[], Runner],
+    twins: Twins,
     data: FittedData,
     plan: BatchPlan,
     tol: Tolerances,
@@ -85,9 +121,12 @@ def run_comparison(
     data_info: dict[str, Any],
     settings: dict[str, Any],
     require_exact_initial_weights: bool,
+    check_loss_arguments: bool = False,
+    fail_on: frozenset[Verdict] = DEFAULT_FAIL_ON,
     timings: dict[str, float] | None = None,
 ) -> ComparisonResult:
-    """Compares ``candidate`` (TFLite) with ``reference`` (TensorFlow), training both on ``plan``'s batches."""
+    """Compares ``twins.candidate`` (TFLite) with ``twins.reference`` (TensorFlow) on ``plan``'s batches."""
+    reference, candidate = twins.reference, twins.candidate
     timings = dict(timings or {})
     checks: list[CheckItem] = []
     t0 = time.perf_counter()
@@ -96,13 +135,23 @@ def run_comparison(
         "compared": False, "detail": "one of the models has no save/restore signatures"}
     if has_weights:
         checks.append(CheckItem("initial_weights", initial["within_tolerance"], initial["detail"]))
+    init_w = reference.get_weights() if has_weights else {}
+    float_names = sorted(n for n, i in reference.weight_infos.items() if np.issubdtype(i.dtype, np.floating))
+    weight_names = sorted(twins.weight_names & set(float_names)) or float_names
+    first_rows = plan.indices[0]
+    outputs_at_init = {
+        r.name: r.infer(data.x[first_rows]) for r in (reference, candidate)} if check_loss_arguments else {}
     before = compare_inference(reference, candidate, data, tol, from_logits)
     checks.append(_inference_item("inference_before", "before training", before))
 
-    steps = record_steps(plan.steps)
+    analyse = bool(twins.perturbations) and has_weights
+    steps = dense_steps(plan.steps) if (analyse or twins.float64 is not None) else record_steps(plan.steps)
     ref_traj = train_trajectory(reference, data.x, data.y, plan, steps, record_weights=has_weights)
     cand_traj = train_trajectory(candidate, data.x, data.y, plan, steps, record_weights=has_weights)
+    ref_out = reference.infer(data.x_test)[reference.primary_output]
+    cand_out = candidate.infer(data.x_test)[candidate.primary_output]
     timings["twin_training_s"] = ref_traj.seconds + cand_traj.seconds
+
     diffs = loss_diffs(ref_traj, cand_traj)
     loss_ok = np.array([tol.allows(d, s) for d, s in zip(diffs, ref_traj.losses, strict=True)])
     first_bad = int(np.argmin(loss_ok)) + 1 if not loss_ok.all() else None
@@ -115,25 +164,24 @@ def run_comparison(
         + ("" if first_bad is None else f"; first beyond tolerance at step {first_bad}")
         + ("" if finite else "; a loss was NaN or Inf"),
     ))
+    table_steps = record_steps(plan.steps)
     weight_diffs = []
-    for step in steps if has_weights else ():
+    for step in table_steps if has_weights else ():
         weight_diffs += compare_weights(step, cand_traj.snapshots[step], ref_traj.snapshots[step], tol)
-    float_diffs = [d for d in weight_diffs if d.max_abs == d.max_abs]
-    max_w = max((d.max_abs for d in weight_diffs), default=None) if all(
-        d.max_abs == d.max_abs for d in weight_diffs) else float("nan")
-    max_wr = max((d.max_rel for d in float_diffs), default=None)
+    max_w = _max_or_nan([d.max_abs for d in weight_diffs])
+    max_wr = _max_or_nan([d.max_rel for d in weight_diffs])
     if has_weights:
         bad = [d for d in weight_diffs if not d.within_tolerance]
         checks.append(CheckItem(
             "weights", not bad,
-            f"largest weight difference {max_w:.3g} at steps {list(steps)}"
+            f"largest weight difference {max_w:.3g} at steps {list(table_steps)}"
             + (f"; beyond tolerance: {bad[0].name} at step {bad[0].step} ({bad[0].max_abs:.3g})" if bad else ""),
         ))
-    after = compare_inference(reference, candidate, data, tol, from_logits)
+    after = compare_inference(reference, candidate, data, tol, from_logits, ref_out, cand_out)
     checks.append(_inference_item("inference_after", "after training", after))
     checkpoint = None
     if candidate.weight_infos:
-        checkpoint = checkpoint_roundtrip(candidate, fresh_candidate, data.x_test)
+        checkpoint = checkpoint_roundtrip(candidate, twins.fresh_candidate, data.x_test)
         checks.append(CheckItem(
             "checkpoint", checkpoint.roundtrip_exact,
             "save -> restore into a fresh interpreter reproduces outputs and weights bit for bit"
@@ -141,6 +189,50 @@ def run_comparison(
             f"restoring the saved weights into a fresh interpreter changed outputs by up to "
             f"{checkpoint.max_abs_output_diff:.3g}",
         ))
+
+    # Health of each trajectory, independent of agreement.
+    health = []
+    for runner, traj in ((reference, ref_traj), (candidate, cand_traj)):
+        args = None
+        if check_loss_arguments:
+            labels = data.y[first_rows]
+            args = loss_argument_check(float(traj.losses[0]), outputs_at_init[runner.name], labels)
+        final = traj.snapshots.get(plan.steps) if has_weights else None
+        health.append(assess_health(runner.name, traj.losses, init_w, final, weight_names, args))
+
+    # The float64 truth.
+    float64_info = None
+    if twins.float64 is not None and has_weights:
+        t1 = time.perf_counter()
+        f64 = twins.float64
+        f64.set_weights(init_w)
+        f64_traj = train_trajectory(f64, data.x, data.y, plan, steps)
+        f64_out = f64.infer(data.x_test)[f64.primary_output]
+        float64_info = _float64_summary(f64_traj, {reference.name: (ref_traj, ref_out),
+                                                   candidate.name: (cand_traj, cand_out)}, f64_out, float_names)
+        timings["float64_s"] = time.perf_counter() - t1
+
+    # The noise floor.
+    floor_info = None
+    divergence: Divergence | None = None
+    if analyse:
+        t1 = time.perf_counter()
+        floor_info, loss_floor, weight_floor, out_floor = _noise_floor(
+            twins.perturbations, init_w, data, plan, steps, ref_traj, cand_traj, ref_out, cand_out, float_names)
+        distance = [weight_distance(cand_traj.snapshots[s], ref_traj.snapshots[s], float_names) for s in steps]
+        scales = [weight_scale(ref_traj.snapshots[s], float_names) for s in steps]
+        divergence = assess_divergence(steps, distance, weight_floor, scales, diffs, loss_floor, ref_traj.losses)
+        floor_info["output_floor_after"] = out_floor
+        timings["noise_floor_s"] = time.perf_counter() - t1
+
+    # Verdict, locating the cause when the twins leave the floor.
+    location: Location | None = None
+    if divergence is not None and not divergence.within_floor and all(h.healthy for h in health):
+        start = max((s for s in steps if s < (divergence.first_step_beyond_floor or 1)), default=0)
+        start_w = ref_traj.snapshots[start] if start else init_w
+        location = locate(reference, candidate, data.x, data.y, plan, start, start_w, float_names, twins.layer_of)
+    verdict, cause = _decide(checks, initial, health, divergence, location, after, out_floor_of(floor_info),
+                             checkpoint, has_weights)
     timings["compare_s"] = time.perf_counter() - t0
     train = TrainComparison(
         steps=plan.steps,
@@ -151,19 +243,22 @@ def run_comparison(
         max_abs_loss_diff=max_loss,
         max_rel_loss_diff=float(np.nanmax(rel)) if finite else float("nan"),
         first_step_beyond_tolerance=first_bad,
-        max_abs_weight_diff=max_w,
-        max_rel_weight_diff=max_wr,
+        max_abs_weight_diff=max_w if has_weights else None,
+        max_rel_weight_diff=max_wr if has_weights else None,
         weights=summarize_weight_diffs(weight_diffs),
         steps_per_second={reference.name: ref_traj.steps_per_second, candidate.name: cand_traj.steps_per_second},
     )
-    passed = all(c.passed for c in checks)
-    verdict = Verdict.CONSISTENT if passed else Verdict.INCONSISTENT
-    settings = {**settings, "tolerances": {"atol": tol.a, "rtol": tol.r}}
+    settings = {**settings, "tolerances": {"atol": tol.a, "rtol": tol.r},
+                "noise_floor": analyse, "float64_reference": float64_info is not None}
+    from litetrain.comparison.explain import explain
+
+    explanation = explain(verdict, cause, train, after, divergence, floor_info, float64_info, health, location,
+                          initial, tol, reference.name, candidate.name)
     return ComparisonResult(
         kind=kind,
         verdict=verdict,
-        passed=passed,
-        explanation=_explain(verdict, checks, train, after, tol, reference.name, candidate.name),
+        passed=verdict not in fail_on,
+        explanation=explanation,
         checks=tuple(checks),
         model=model_info,
         data=data_info,
@@ -174,7 +269,148 @@ def run_comparison(
         checkpoint=checkpoint,
         environment=environment(),
         timings=timings,
+        cause=cause,
+        fail_on=tuple(sorted(v.value for v in fail_on)),
+        noise_floor=floor_info,
+        float64=float64_info,
+        divergence=divergence.to_json() if divergence else None,
+        health=tuple(h.to_json() for h in health),
+        location=location.to_json() if location else None,
     )
+
+
+def out_floor_of(floor_info: dict[str, Any] | None) -> float | None:
+    return None if floor_info is None else floor_info.get("output_floor_after")
+
+
+def _max_or_nan(values: list[float]) -> float:
+    if not values:
+        return 0.0
+    return float("nan") if any(v != v for v in values) else max(values)
+
+
+def _noise_floor(
+    perturbations: list[Perturbation],
+    init_w: Mapping[str, np.ndarray],
+    data: FittedData,
+    plan: BatchPlan,
+    steps: tuple[int, ...],
+    ref_traj: Trajectory,
+    cand_traj: Trajectory,
+    ref_out: np.ndarray,
+    cand_out: np.ndarray,
+    float_names: list[str],
+) -> tuple[dict[str, Any], np.ndarray, list[float], float]:
+    """Runs every perturbation; returns per-run figures and the per-step loss, weight and output floors."""
+    loss_floor = np.zeros(plan.steps)
+    weight_floor = [0.0] * len(steps)
+    out_floor = 0.0
+    runs = []
+    skipped = []
+    for p in perturbations:
+        try:
+            runner = p.runner()
+        except LitetrainError as exc:  # e.g. the reference kernels lack an op (ELU): judge with the others
+            skipped.append({"name": p.name, "reason": exc.message})
+            continue
+        runner.set_weights(p.initial(init_w) if p.initial else init_w)
+        traj = train_trajectory(runner, data.x, data.y, plan, steps)
+        out = runner.infer(data.x_test)[runner.primary_output]
+        base_traj, base_out = (ref_traj, ref_out) if p.side == REFERENCE_SIDE else (cand_traj, cand_out)
+        ldiff = np.abs(traj.losses - base_traj.losses)
+        wdist = [weight_distance(traj.snapshots[s], base_traj.snapshots[s], float_names) for s in steps]
+        odiff = metrics.max_abs(out, base_out)
+        loss_floor = np.fmax(loss_floor, ldiff)
+        weight_floor = [max(a, b) if b == b else a for a, b in zip(weight_floor, wdist, strict=True)]
+        out_floor = max(out_floor, odiff) if odiff == odiff else out_floor
+        runs.append({
+            "name": p.name, "side": p.side, "description": p.description,
+            "max_loss_diff": float(np.nanmax(ldiff)) if ldiff.size else 0.0,
+            "weight_distance_last": wdist[-1], "output_diff_after": odiff,
+            "seconds": round(traj.seconds, 4),
+        })
+    info = {"perturbations": runs, "skipped": skipped, "loss_floor_max": float(loss_floor.max()) if loss_floor.size else 0.0,
+            "weight_floor": dict(zip([str(s) for s in steps], weight_floor, strict=True))}
+    return info, loss_floor, weight_floor, out_floor
+
+
+def _float64_summary(
+    f64: Trajectory, others: dict[str, tuple[Trajectory, np.ndarray]], f64_out: np.ndarray, names: list[str]
+) -> dict[str, Any]:
+    last = len(f64.losses)
+    out: dict[str, Any] = {"loss": f64.losses.tolist(), "distance": {}}
+    for name, (traj, outputs) in others.items():
+        ldiff = np.abs(traj.losses - f64.losses)
+        out["distance"][name] = {
+            "max_loss_diff": float(np.nanmax(ldiff)) if np.all(np.isfinite(ldiff)) else float("nan"),
+            "weight_distance_last": weight_distance(traj.snapshots[last], f64.snapshots[last], names),
+            "output_diff_after": metrics.max_abs(outputs, f64_out),
+        }
+    return out
+
+
+def _decide(
+    checks: list[CheckItem],
+    initial: dict[str, Any],
+    health: list[Health],
+    divergence: Divergence | None,
+    location: Location | None,
+    after: InferenceComparison,
+    out_floor: float | None,
+    checkpoint: CheckpointCheck | None,
+    has_weights: bool,
+) -> tuple[Verdict, str]:
+    """Applies the decision order documented in :mod:`litetrain.comparison.verdict`."""
+    unhealthy = [h for h in health if not h.healthy]
+    if len(unhealthy) == len(health):
+        return Verdict.UNHEALTHY, "; ".join(f"{h.runner}: {', '.join(h.details)}" for h in unhealthy)
+    if unhealthy:
+        h = unhealthy[0]
+        return Verdict.INCONSISTENT, f"only {h.runner}'s training is broken: {', '.join(h.details)}"
+    init_rel = float(initial.get("max_rel_diff", 0.0)) if has_weights else 0.0
+    if init_rel > INIT_INCONSISTENT:
+        return Verdict.INCONSISTENT, initial["detail"]
+    if checkpoint is not None and not checkpoint.roundtrip_exact:
+        return Verdict.INCONSISTENT, next(c.detail for c in checks if c.name == "checkpoint")
+    if divergence is None:  # no noise floor: fixed tolerances decide
+        failed = [c for c in checks if not c.passed]
+        if failed:
+            return Verdict.INCONSISTENT, "; ".join(f"{c.name}: {c.detail}" for c in failed)
+        return Verdict.CONSISTENT, "every difference is within the fixed tolerances"
+    if not divergence.within_floor:
+        growth, floor_growth = divergence.growth.rate_per_step, divergence.floor_growth.rate_per_step
+        ratio_growth = _ratio_growth(divergence)
+        if location is not None and location.update_rel_error > UPDATE_INCONSISTENT:
+            return Verdict.INCONSISTENT, location.describe()
+        if ratio_growth > GROWTH_INCONSISTENT:
+            return Verdict.INCONSISTENT, (
+                f"the distance between the twins grows faster than the noise floor (its ratio to the floor rose "
+                f"{ratio_growth:.0f}-fold; growth rate {growth or 0:.3g}/step vs {floor_growth or 0:.3g}/step)")
+        return Verdict.DRIFT, (
+            f"the twins leave the noise floor at step {divergence.first_step_beyond_floor} (up to "
+            f"{divergence.weight_max_ratio:.0f}x the floor) but single steps agree to "
+            f"{location.update_rel_error if location else 0:.2g} relative: same dynamics, lower precision")
+    if out_floor is not None and after.max_abs_error > 10 * max(out_floor, 1e-6 * max(1.0, after.max_abs_error)):
+        return Verdict.DRIFT, (f"training agrees within the floor, but outputs after training differ by "
+                               f"{after.max_abs_error:.3g} against a floor of {out_floor:.3g}")
+    if has_weights and not initial.get("identical", True):
+        return Verdict.DRIFT, initial["detail"] + "; training from identical weights agrees within the noise floor"
+    if divergence.comparable_until is not None:
+        return Verdict.CONSISTENT_SENSITIVE, (
+            f"within the noise floor, but training amplifies float32 rounding: after step "
+            f"{divergence.comparable_until} single trajectories of any two float32 runs are no longer comparable")
+    return Verdict.CONSISTENT, "every difference is within the float32 noise floor"
+
+
+def _ratio_growth(d: Divergence) -> float:
+    """How much the distance/floor ratio grew from the first step beyond the floor to the end."""
+    if d.first_step_beyond_floor is None:
+        return 1.0
+    pairs = [(s, dist / fl) for s, dist, fl in zip(d.steps, d.distance, d.floor, strict=True)
+             if s >= d.first_step_beyond_floor and fl > 0 and dist == dist]
+    if len(pairs) < 2 or pairs[0][1] <= 0:
+        return 1.0
+    return max(r for _, r in pairs) / pairs[0][1]
 
 
 def _initial_weights(reference: Runner, candidate: Runner, tol: Tolerances, exact: bool) -> dict[str, Any]:
@@ -183,8 +419,6 @@ def _initial_weights(reference: Runner, candidate: Runner, tol: Tolerances, exac
     cand_w = candidate.get_weights()
     names_ref, names_cand = set(ref_w), set(cand_w)
     if names_ref != names_cand:
-        from litetrain.errors import SignatureError
-
         raise SignatureError(
             "The two models exchange different variables: only in the reference "
             f"{sorted(names_ref - names_cand)[:5]}, only in the candidate {sorted(names_cand - names_ref)[:5]}.",
@@ -192,6 +426,7 @@ def _initial_weights(reference: Runner, candidate: Runner, tol: Tolerances, exac
         )
     diffs = compare_weights(0, cand_w, ref_w, tol)
     max_abs = max((d.max_abs for d in diffs), default=0.0)
+    max_rel = max((d.max_rel for d in diffs), default=0.0)
     identical = all(np.array_equal(ref_w[k], cand_w[k]) for k in ref_w)
     within = identical if exact else all(d.within_tolerance for d in diffs)
     # Whatever the candidate held, both twins now start from the reference's exact weights.
@@ -206,13 +441,14 @@ def _initial_weights(reference: Runner, candidate: Runner, tol: Tolerances, exac
     detail = (
         "initial weights identical (bit for bit) in both models"
         if identical else
-        f"initial weights differ by up to {max_abs:.3g} (largest in {worst.name if worst else '?'}); both twins "
-        "were then set to the reference's weights"
+        f"initial weights differ by up to {max_abs:.3g} ({max_rel:.2g} of the variable's scale, largest in "
+        f"{worst.name if worst else '?'}); both twins were then set to the reference's weights"
     )
     return {
         "compared": True,
         "identical": identical,
         "max_abs_diff": max_abs,
+        "max_rel_diff": max_rel,
         "variables": len(ref_w),
         "within_tolerance": within,
         "set_identical": True,
@@ -225,39 +461,4 @@ def _inference_item(name: str, when: str, inf: InferenceComparison) -> CheckItem
         name, inf.within_tolerance,
         f"inference {when}: largest output difference {inf.max_abs_error:.3g}, argmax agreement "
         f"{inf.argmax_agreement:.1%} on {inf.samples} held-out samples",
-    )
-
-
-def _explain(
-    verdict: Verdict,
-    checks: list[CheckItem],
-    train: TrainComparison,
-    after: InferenceComparison,
-    tol: Tolerances,
-    ref: str,
-    cand: str,
-) -> str:
-    acc = after.accuracy
-    acc_text = (
-        f" Test accuracy after training: {ref} {acc[ref]:.1%}, {cand} {acc[cand]:.1%}."
-        if acc.get(ref) is not None and acc.get(cand) is not None else ""
-    )
-    weights = "" if train.max_abs_weight_diff is None else \
-        f", weights by at most {train.max_abs_weight_diff:.2g}"
-    if verdict is Verdict.CONSISTENT:
-        return (
-            f"{cand} trains like {ref}: over {train.steps} steps on identical batches the loss differed by at most "
-            f"{train.max_abs_loss_diff:.2g}{weights}, and after training the outputs differ by at most "
-            f"{after.max_abs_error:.2g} with {after.argmax_agreement:.1%} of predictions agreeing.{acc_text} "
-            f"All differences are within the tolerance |diff| <= {tol.a:g} + {tol.r:g} * |reference|, the size of "
-            "float32 rounding (different kernels sum in a different order), not a difference in what is computed."
-        )
-    failed = [c for c in checks if not c.passed]
-    return (
-        f"{cand} does not train like {ref}: "
-        + "; ".join(f"{c.name}: {c.detail}" for c in failed)
-        + f". The tolerance is |diff| <= {tol.a:g} + {tol.r:g} * |reference|.{acc_text}"
-        + " Differences this large are not float32 rounding of a stable computation; look at the first failing"
-        " check (initial weights point to conversion, loss at step 1 to the graph, later steps to the optimizer"
-        " or to unstable training that amplifies rounding)."
     )

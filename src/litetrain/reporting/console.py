@@ -38,6 +38,15 @@ def table_rows(result: ComparisonResult) -> list[tuple[str, str, str, str]]:
     rows.append(("train steps/s", _fmt(train.steps_per_second[ref]), _fmt(train.steps_per_second[cand]), ""))
     if result.checkpoint is not None:
         rows.append(("checkpoint round trip", "", "", "exact" if result.checkpoint.roundtrip_exact else "DIFFERS"))
+    if result.noise_floor is not None and result.divergence is not None:
+        rows.append(("noise floor: loss / weights", "", "", f"{_fmt(result.noise_floor['loss_floor_max'])} / "
+                     f"{_fmt(result.divergence['floor'][-1])}"))
+        rows.append(("twins vs floor (weights, loss)", "", "",
+                     f"{result.divergence['weight_max_ratio']:.2g}x, {result.divergence['loss_diff_max_ratio']:.2g}x"))
+    if result.float64 is not None:
+        d = result.float64["distance"]
+        rows.append(("distance to float64 (weights)", _fmt(d[ref]["weight_distance_last"]),
+                     _fmt(d[cand]["weight_distance_last"]), ""))
     return rows
 
 
@@ -67,7 +76,8 @@ def render_comparison(result: ComparisonResult) -> str:
         lines.append(f"  {r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]:>{widths[3]}}")
         if i == 0:
             lines.append("  " + "-" * (sum(widths) + 6))
-    lines += ["", f"verdict: {result.verdict.value.upper()}"]
+    lines += ["", f"verdict: {result.verdict.value.upper()}" + ("" if result.passed else "  (fails: --fail-on "
+                                                                    f"{','.join(result.fail_on)})")]
     lines += textwrap.wrap(result.explanation, width=100, initial_indent="  ", subsequent_indent="  ")
     return "\n".join(lines)
 

@@ -28,8 +28,9 @@ class TensorflowModuleRunner(Runner):
 
     name = "tensorflow"
 
-    def __init__(self, module: Any) -> None:
+    def __init__(self, module: Any, *, name: str = "tensorflow") -> None:
         super().__init__()
+        self.name = name
         self.module = module
         self._train = tf.function(module.train_step, input_signature=[module.x_spec, module.y_spec])
         in_spec = tf.TensorSpec((None, *module.input_shape), module.input_dtype, name="x")

@@ -82,6 +82,8 @@ class TrainableModule(tf.Module):
         optimizer: Resolved optimizer config.
         batch_size: The fixed batch size of the train signature.
         trainable: Which layers train; the others are frozen (and folded to constants by the converter).
+        names: Signature names for the exchanged variables, in order (default: from their Keras paths). A
+            float64 twin takes its float32 twin's names so weights move between them by name.
     """
 
     def __init__(
@@ -91,6 +93,8 @@ class TrainableModule(tf.Module):
         optimizer: OptimizerConfig,
         batch_size: int,
         trainable: TrainableSpec,
+        *,
+        names: tuple[str, ...] | None = None,
     ) -> None:
         super().__init__(name="litetrain_module")
         model = loaded.model
@@ -116,6 +120,14 @@ class TrainableModule(tf.Module):
         opt_vars = list(opt_vars() if callable(opt_vars) else opt_vars)
         self._all_tf_variables = [_tf_variable(v, self.framework) for v in list(model.variables) + opt_vars]
         self.variables_info, self._exchanged = self._name_variables(trainable_vars, opt_vars)
+        if names is not None:
+            if len(names) != len(self.variables_info):
+                raise UnsupportedModelError(
+                    f"The model has {len(self.variables_info)} exchanged variables; expected {len(names)}."
+                )
+            self.variables_info = tuple(
+                dataclasses.replace(info, name=name) for info, name in zip(self.variables_info, names, strict=True)
+            )
 
     # -- naming -------------------------------------------------------------------------------------------
     def _name_variables(self, weights: list[Any], opt_vars: list[Any]) -> tuple[tuple[VariableInfo, ...], list[Any]]:
@@ -144,7 +156,8 @@ class TrainableModule(tf.Module):
     def y_spec(self) -> Any:
         if self.loss_config.name is Loss.SPARSE_CATEGORICAL_CROSSENTROPY:
             return tf.TensorSpec((self.batch_size,), tf.int32, name="y")
-        return tf.TensorSpec((self.batch_size, *self.output_shape), tf.float32, name="y")
+        # Float targets follow the model's precision (float64 for the float64 reference twin).
+        return tf.TensorSpec((self.batch_size, *self.output_shape), self.input_dtype, name="y")
 
     @property
     def y_dtype(self) -> np.dtype:
