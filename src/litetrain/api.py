@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ def check(
     noise_floor: bool = True,
     float64: bool = True,
     fail_on: Any = None,
+    repeats: int | None = None,
     kind: str = "check",
 ) -> Any:
     """Builds, converts, trains TensorFlow and TFLite twins on identical batches, and compares them.
@@ -62,11 +64,15 @@ def check(
         float64: Also train a float64 reference twin and report each runtime's distance to it (default on).
         fail_on: Verdicts that fail (``bool(result)`` False, exit code 1): a set of
             :class:`~litetrain.comparison.verdict.Verdict` or a comma-separated string.
+        repeats: Also train the twins over K more seeds (re-drawn initial weights and batch order) and report the
+            spread of the final accuracy and a 95% interval of the difference (``result.repeats``); no effect on
+            the verdict.
 
     Returns:
         A :class:`~litetrain.comparison.result.ComparisonResult`; truthy when the verdict passed.
     """
     from litetrain.comparison.noise import standard_perturbations
+    from litetrain.comparison.repeats import repeats_count
     from litetrain.comparison.session import Twins, run_comparison
     from litetrain.data.batching import plan_batches
     from litetrain.data.fit import fit_to_model
@@ -75,6 +81,7 @@ def check(
     from litetrain.runtime.tensorflow import TensorflowModuleRunner
     from litetrain.trainable.builder import build as _build
 
+    repeats = repeats_count(repeats)
     seed = 0 if seed is None else int(seed)
     tol = tolerances or Tolerances()
     fail = _fail_on(fail_on)
@@ -90,6 +97,7 @@ def check(
     t0 = time.perf_counter()
     candidate = LiteRTRunner(result.tflite)  # raises RuntimeUnavailableError for Flex models
     reference = TensorflowModuleRunner(module)
+    initial = reference.get_weights() if repeats else None  # before training; identical in both twins
     y_info = TensorInfo("y", tuple(module.y_spec.shape.as_list()), module.y_dtype)
     fitted = fit_to_model(dataset, candidate.train_inputs[0], y_info, module.output_shape, module.loss_config)
     plan = plan_batches(len(fitted.x), module.batch_size, steps=steps, epochs=epochs, seed=seed)
@@ -123,7 +131,7 @@ def check(
         perturbations=standard_perturbations(
             reference, lambda **kw: LiteRTRunner(result.tflite, **kw), weight_names) if noise_floor else [],
     )
-    return run_comparison(
+    comparison = run_comparison(
         kind=kind,
         twins=twins,
         data=fitted,
@@ -137,6 +145,31 @@ def check(
         fail_on=fail,
         timings={**result.timings, "setup_s": time.perf_counter() - t0},
     )
+    if not repeats:
+        return comparison
+    from litetrain.comparison.repeats import keras_initial_weights
+
+    assert initial is not None
+    return _with_repeats(comparison, reference, candidate, fitted, module.batch_size, steps, epochs, seed, repeats,
+                         lambda: keras_initial_weights(module, initial), module.loss_config.from_logits)
+
+
+def _with_repeats(
+    comparison: Any, reference: Any, candidate: Any, fitted: Any, batch_size: int, steps: int | None,
+    epochs: int | None, seed: int, k: int, starts: Any, from_logits: bool | None,
+) -> Any:
+    """Runs the repeats after the main comparison and attaches them (and their time) to its result.
+
+    ``starts()`` returns the initial weights per seed and what varies (see :mod:`litetrain.comparison.repeats`).
+    """
+    from litetrain.comparison.repeats import run_repeats
+
+    t0 = time.perf_counter()
+    weights_for, varies = starts()
+    rep = run_repeats(reference, candidate, fitted, batch_size, steps=steps, epochs=epochs, base_seed=seed, k=k,
+                      initial_weights=weights_for, from_logits=from_logits, varies=varies)
+    timings = {**comparison.timings, "repeats_s": time.perf_counter() - t0}
+    return dataclasses.replace(comparison, repeats=rep.to_json(), timings=timings)
 
 
 def _fail_on(value: Any) -> Any:
@@ -174,13 +207,17 @@ def compare(
     tolerances: Tolerances | None = None,
     noise_floor: bool = True,
     fail_on: Any = None,
+    repeats: int | None = None,
 ) -> Any:
     """Compares an existing pair: a reference SavedModel and a candidate .tflite with the signature convention.
 
     The candidate's weights as converted are first compared with the reference's (a difference is reported and
     fails the verdict), then both are set to the reference's weights and trained on identical batches.
+    With ``repeats`` K, both are trained again over K more batch orders from the reference's initial weights
+    (without the Keras model they cannot be re-drawn) and the spread of the final accuracy is reported.
     """
     from litetrain.comparison.noise import standard_perturbations
+    from litetrain.comparison.repeats import VARIES_ORDER, fixed_initial_weights, repeats_count
     from litetrain.comparison.session import Twins, run_comparison
     from litetrain.convert.census import check_variables_initialized, op_census
     from litetrain.data.batching import plan_batches
@@ -188,6 +225,7 @@ def compare(
     from litetrain.runtime.litert import LiteRTRunner, read_model
     from litetrain.runtime.tensorflow import SavedModelRunner
 
+    repeats = repeats_count(repeats)
     seed = 0 if seed is None else int(seed)
     tol = tolerances or Tolerances()
     if steps is None and epochs is None:
@@ -207,6 +245,15 @@ def compare(
             hint="Omit --batch-size; it is read from the model.",
         )
     batch = fixed or batch_size or 32
+    if repeats and not (ref.weight_infos and cand.weight_infos):
+        from litetrain.errors import UsageError
+
+        raise UsageError(
+            "--repeats needs both models to have save/restore signatures, to start every repeat from the same "
+            "weights; one of them has none.",
+            hint="Export save() and restore() (see the signature convention), or omit --repeats.",
+        )
+    initial = ref.get_weights() if repeats else None  # before training
     in_shape = tuple(d or 1 for d in ref.infer_input.shape[1:])
     probe = ref.infer(np.zeros((1, *in_shape), ref.infer_input.dtype))[ref.primary_output]
     fitted = fit_to_model(dataset, ref.train_inputs[0], ref.train_inputs[1], tuple(probe.shape[1:]), None)
@@ -225,7 +272,7 @@ def compare(
         fresh_candidate=factory,
         perturbations=standard_perturbations(ref, factory, set()) if noise_floor else [],
     )
-    return run_comparison(
+    comparison = run_comparison(
         kind="compare",
         twins=twins,
         data=fitted,
@@ -239,10 +286,20 @@ def compare(
         check_loss_arguments=True,
         fail_on=_fail_on(fail_on),
     )
+    if not repeats:
+        return comparison
+    assert initial is not None
+    return _with_repeats(comparison, ref, cand, fitted, batch, steps, epochs, seed, repeats,
+                         lambda: (fixed_initial_weights(initial), VARIES_ORDER), None)
 
 
 def demo(
-    *, steps: int | None = None, seed: int | None = None, tolerances: Tolerances | None = None, **options: Any
+    *,
+    steps: int | None = None,
+    seed: int | None = None,
+    tolerances: Tolerances | None = None,
+    repeats: int | None = None,
+    **options: Any,
 ) -> Any:
     """The main job on the bundled data: the 2021 post's model, SGD, digits resized to 28x28, twin training."""
     from litetrain.models import tutorial_2021
@@ -256,6 +313,7 @@ def demo(
         steps=DEMO_STEPS if steps is None else steps,
         seed=seed,
         tolerances=tolerances,
+        repeats=repeats,
         kind="demo",
         **options,
     )

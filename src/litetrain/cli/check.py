@@ -36,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
         trainable=options.trainable_spec(args),
         tolerances=options.tolerances(args),
         select_tf_ops=args.select_tf_ops,
+        repeats=options.repeats(args),
         **options.verdict_options(args),
     )
     return finish_comparison(result, args)

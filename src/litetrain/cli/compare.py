@@ -34,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
 
     result = compare(
         args.reference, args.candidate, args.data, batch_size=args.batch_size, steps=args.steps,
-        epochs=args.epochs, seed=args.seed, tolerances=options.tolerances(args), **options.verdict_options(args),
+        epochs=args.epochs, seed=args.seed, tolerances=options.tolerances(args), repeats=options.repeats(args),
+        **options.verdict_options(args),
     )
     return finish_comparison(result, args)

@@ -15,6 +15,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help=HELP, description=HELP)
     p.add_argument("--steps", type=int, default=None, help="train steps (default 300)")
     p.add_argument("--seed", type=int, default=None, help="seeds initialization and batch order (default 0)")
+    options.add_repeats_option(p)
     options.add_output_options(p, default_json="report.json")
     options.add_float64_option(p)
     p.set_defaults(run=run)
@@ -25,5 +26,5 @@ def run(args: argparse.Namespace) -> int:
     from litetrain.api import demo
 
     result = demo(steps=args.steps, seed=args.seed, tolerances=options.tolerances(args),
-                  **options.verdict_options(args))
+                  repeats=options.repeats(args), **options.verdict_options(args))
     return finish_comparison(result, args)

@@ -53,6 +53,20 @@ def add_training_options(p: argparse.ArgumentParser, *, data: bool = True) -> No
     length.add_argument("--steps", type=int, help="train steps (default 100)")
     length.add_argument("--epochs", type=int, help="full passes over the training data instead of --steps")
     g.add_argument("--seed", type=int, default=None, help="seeds initialization and batch order (default 0)")
+    add_repeats_option(g)
+
+
+def add_repeats_option(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    p.add_argument("--repeats", type=int, default=None, metavar="K",
+                   help="also train the twins over K more seeds (data order and, for check/demo, initialization) "
+                   "and report the spread of the final accuracy and a 95%% interval of the difference")
+
+
+def repeats(args: argparse.Namespace) -> int | None:
+    """``--repeats`` as given (None: off); 0 or negative is a UsageError (exit code 2)."""
+    from litetrain.comparison.repeats import repeats_count
+
+    return repeats_count(getattr(args, "repeats", None))
 
 
 def add_output_options(p: argparse.ArgumentParser, *, default_json: str | None = None) -> None:

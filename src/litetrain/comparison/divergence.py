@@ -39,7 +39,8 @@ def weight_distance(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray], na
         x, y = np.asarray(a[name], np.float64), np.asarray(b[name], np.float64)
         if x.size == 0:
             continue
-        d = np.abs(x - y)
+        with np.errstate(invalid="ignore"):
+            d = np.abs(x - y)
         if not np.all(np.isfinite(d)):
             return float("nan")
         worst = max(worst, float(d.max()))

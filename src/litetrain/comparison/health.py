@@ -11,6 +11,7 @@ import numpy as np
 MIN_STEPS_FOR_LEARNING = 20
 EXPLODING_FACTOR = 100.0
 EXPLODING_ABSOLUTE = 1e3
+CHANCE_FACTOR = 1.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +38,8 @@ def assess_health(
     final: Mapping[str, np.ndarray] | None,
     weight_names: Sequence[str],
     loss_arguments: str | None = None,
+    accuracy: float | None = None,
+    num_classes: int | None = None,
 ) -> Health:
     """Flags NaN/Inf, exploding weights, a loss that does not fall, and swapped loss arguments.
 
@@ -45,6 +48,8 @@ def assess_health(
         initial, final: Weights before and after training (final None when the model has no save signature).
         weight_names: The model's float weights (not optimizer state).
         loss_arguments: Result of :func:`loss_argument_check` ("swapped:..." flags it).
+        accuracy, num_classes: Held-out accuracy after training of a multiclass model; near chance it has not
+            learned, even if the loss fell at first (e.g. every ReLU died after a too-large step).
     """
     flags: list[str] = []
     details: list[str] = []
@@ -72,11 +77,26 @@ def assess_health(
             flags.append("not-learning")
             details.append(f"the loss did not fall: mean {first:.4g} over the first {k} steps, {last:.4g} over the "
                            f"last {k}")
+    chance = 1.0 / num_classes if num_classes else None
+    if (len(losses) >= MIN_STEPS_FOR_LEARNING and chance is not None and accuracy is not None
+            and accuracy <= CHANCE_FACTOR * chance and "not-learning" not in flags and "non-finite" not in flags
+            and _flat_second_half(losses)):
+        flags.append("not-learning")
+        details.append(f"held-out accuracy after training is {accuracy:.1%}, about chance for {num_classes} "
+                       "classes, and the loss stopped falling")
     if loss_arguments and loss_arguments.startswith("swapped:"):
         flags.append("swapped-loss-arguments")
         details.append(f"the train loss at step 1 equals {loss_arguments.split(':', 1)[1]} with the prediction and "
                        "the labels swapped (loss(prediction, y) instead of loss(y, prediction))")
     return Health(runner, tuple(flags), tuple(details))
+
+
+def _flat_second_half(losses: np.ndarray) -> bool:
+    """True when the loss over the last fifth is not 1% below the loss around the middle (stuck, not slow)."""
+    n = len(losses)
+    middle = float(np.mean(losses[int(0.4 * n): max(int(0.6 * n), int(0.4 * n) + 1)]))
+    last = float(np.mean(losses[-max(n // 5, 1):]))
+    return not last < middle - 0.01 * abs(middle)
 
 
 def _log_softmax(z: np.ndarray) -> np.ndarray:

@@ -21,7 +21,8 @@ def register(name: str) -> Callable[[Metric], Metric]:
 
 
 def _diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf is NaN, which the metrics report
+        return np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))
 
 
 @register("max_abs")

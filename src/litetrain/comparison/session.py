@@ -193,12 +193,14 @@ def run_comparison(
     # Health of each trajectory, independent of agreement.
     health = []
     for runner, traj in ((reference, ref_traj), (candidate, cand_traj)):
+        accuracy = after.accuracy.get(runner.name)
         args = None
         if check_loss_arguments:
             labels = data.y[first_rows]
             args = loss_argument_check(float(traj.losses[0]), outputs_at_init[runner.name], labels)
         final = traj.snapshots.get(plan.steps) if has_weights else None
-        health.append(assess_health(runner.name, traj.losses, init_w, final, weight_names, args))
+        health.append(assess_health(runner.name, traj.losses, init_w, final, weight_names, args, accuracy,
+                                    data.num_classes))
 
     # The float64 truth.
     float64_info = None
@@ -317,7 +319,8 @@ def _noise_floor(
         traj = train_trajectory(runner, data.x, data.y, plan, steps)
         out = runner.infer(data.x_test)[runner.primary_output]
         base_traj, base_out = (ref_traj, ref_out) if p.side == REFERENCE_SIDE else (cand_traj, cand_out)
-        ldiff = np.abs(traj.losses - base_traj.losses)
+        with np.errstate(invalid="ignore"):
+            ldiff = np.abs(traj.losses - base_traj.losses)
         wdist = [weight_distance(traj.snapshots[s], base_traj.snapshots[s], float_names) for s in steps]
         odiff = metrics.max_abs(out, base_out)
         loss_floor = np.fmax(loss_floor, ldiff)

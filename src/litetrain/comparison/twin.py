@@ -88,7 +88,8 @@ def compare_weights(
 
 def loss_diffs(reference: Trajectory, candidate: Trajectory) -> np.ndarray:
     """Absolute per-step loss difference (NaN where either side is not finite)."""
-    d = np.abs(candidate.losses - reference.losses)
+    with np.errstate(invalid="ignore"):  # inf - inf: marked NaN below
+        d = np.abs(candidate.losses - reference.losses)
     d[~np.isfinite(candidate.losses) | ~np.isfinite(reference.losses)] = np.nan
     return d
 

@@ -60,6 +60,41 @@ def _census_line(result: ComparisonResult) -> str:
             f"{total.get('custom', 0)} custom ({kind})")
 
 
+def _metric_fmt(value: float | None, metric: str, signed: bool = False) -> str:
+    if value is None:
+        return "-"
+    if value != value:
+        return "NaN"
+    if metric == "accuracy":
+        return f"{value:+.1%}" if signed else f"{value:.1%}"
+    return f"{value:+.3g}" if signed else f"{value:.3g}"
+
+
+def repeats_lines(result: ComparisonResult) -> list[str]:
+    """The ``--repeats`` block: mean +- std of the final metric per runtime and the paired difference's 95% CI."""
+    rep = result.repeats
+    if not rep:
+        return []
+    metric = rep["metric"]
+    label = "test accuracy" if metric == "accuracy" else "test MSE"
+    names = list(rep["values"])
+    width = max(len(n) for n in [*names, "difference"])
+    lines = [f"repeats: final {label} over {rep['k']} more seed{'s' if rep['k'] != 1 else ''} "
+             f"({rep['varies']} vary; seeds {rep['seeds'][0]}..{rep['seeds'][-1]})"]
+    for name in names:
+        std = rep["std"][name]
+        lines.append(f"  {name:<{width}}  {_metric_fmt(rep['mean'][name], metric)}"
+                     + ("" if std is None else f" ± {_metric_fmt(std, metric)}"))
+    diff = rep["difference"]
+    ci = diff["ci95"]
+    lines.append(
+        f"  {'difference':<{width}}  {_metric_fmt(diff['mean'], metric, signed=True)} ({diff.get('of', '')})"
+        + (f", 95% CI [{_metric_fmt(ci[0], metric, True)}, {_metric_fmt(ci[1], metric, True)}]: "
+           + ("significant" if diff["significant"] else "not significant")
+           if ci is not None else ": no interval from one repeat"))
+    return lines
+
+
 def render_comparison(result: ComparisonResult) -> str:
     """The terminal table: losses at chosen steps, largest differences, accuracy, checkpoint, census, verdict."""
     names = list(result.train.loss)
@@ -76,6 +111,8 @@ def render_comparison(result: ComparisonResult) -> str:
         lines.append(f"  {r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]:>{widths[3]}}")
         if i == 0:
             lines.append("  " + "-" * (sum(widths) + 6))
+    if result.repeats:
+        lines += ["", *repeats_lines(result)]
     lines += ["", f"verdict: {result.verdict.value.upper()}" + ("" if result.passed else "  (fails: --fail-on "
                                                                     f"{','.join(result.fail_on)})")]
     lines += textwrap.wrap(result.explanation, width=100, initial_indent="  ", subsequent_indent="  ")
@@ -90,8 +127,11 @@ def render_comparison_html(result: ComparisonResult) -> str:
         "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in table_rows(result)
     )
     color = "#1a7f37" if result.passed else "#cf222e"
+    rep = repeats_lines(result)
+    rep_html = (f"<p>{html.escape(rep[0])}</p><pre>{html.escape(chr(10).join(line[2:] for line in rep[1:]))}"
+                "</pre>") if rep else ""
     return (
         f"<div><p><b style='color:{color}'>verdict: {html.escape(result.verdict.value)}</b> — "
         f"{html.escape(result.explanation)}</p><p>{html.escape(_census_line(result))}</p>"
-        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
+        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{rep_html}</div>"
     )

@@ -137,7 +137,7 @@ class TrainableModule(tf.Module):
         for role, group in (("weight", weights), ("optimizer", opt_vars)):
             for var in group:
                 path = _keras_path(var, self.framework)
-                base = _sanitize(path if role == "weight" else f"opt_{path}")
+                base = _sanitize(self._stable_name(path, role))
                 name, k = base, 2
                 while name in used:
                     name, k = f"{base}_{k}", k + 1
@@ -146,6 +146,24 @@ class TrainableModule(tf.Module):
                 infos.append(VariableInfo(name, path, role, tuple(int(d) for d in tv.shape), tv.dtype.name))
                 tf_vars.append(tv)
         return tuple(infos), tf_vars
+
+    def _stable_name(self, path: str, role: str) -> str:
+        """A name that does not depend on how many models or optimizers the process created before.
+
+        Keras numbers its default model and optimizer names (``sequential_6``, ``adam_3``); the signature
+        names drop them, so two builds of one model exchange weights under the same names.
+        """
+        parts = re.sub(r":\d+$", "", path).split("/")
+        model_name = str(getattr(self.model, "name", ""))
+        if role == "optimizer":
+            if self.framework is Framework.KERAS3:
+                parts = parts[1:] or parts  # the optimizer's own name (tf_keras paths have none)
+            if model_name and parts[-1].startswith(model_name + "_"):
+                parts[-1] = parts[-1][len(model_name) + 1:]  # Keras 3 slots: <model>_<layer>_<var>_<slot>
+            return "opt_" + "_".join(parts)
+        if len(parts) > 1 and parts[0] == model_name:
+            parts = parts[1:]
+        return "_".join(parts)
 
     # -- specs --------------------------------------------------------------------------------------------
     @property
