@@ -226,12 +226,9 @@ def _gelu_mul_grad(op: Any, dy: tf.Tensor) -> list[tf.Tensor | None] | None:
 # --- convolutions ----------------------------------------------------------------------------------------
 
 
-def _conv2d_grad(op: Any, dy: tf.Tensor) -> list[tf.Tensor] | None:
-    """Conv2D gradients as a TRANSPOSE_CONV (input) and a CONV_2D (filter).
-
-    TF's filter gradient is Conv2DBackpropFilter (Flex). Its input gradient lowers to TRANSPOSE_CONV only for
-    SAME/VALID padding without dilation, so both are computed here for every case.
-    """
+def _conv_geometry(op: Any, dy: tf.Tensor) -> tuple[Any, ...] | None:
+    """(x, kernel, strides, dilations, input HWC, output HWC, dilated kernel extent, pads) of a 2-D convolution,
+    or None when a size is not static (then TensorFlow's own gradient is used)."""
     x, kernel = op.inputs
     strides, dilations = _nhwc_2d(op, "strides"), _nhwc_2d(op, "dilations")
     in_dims, out_dims = _static_dims(x), _static_dims(dy)
@@ -239,12 +236,25 @@ def _conv2d_grad(op: Any, dy: tf.Tensor) -> list[tf.Tensor] | None:
         return None
     if not kernel.shape.is_fully_defined():
         return None
-    kh, kw, k_in, _ = kernel.shape.as_list()
-    if k_in != in_dims[2]:  # grouped convolution
-        return None
-    (h, w, c), (ho, wo, _) = in_dims, out_dims
+    kh, kw = kernel.shape.as_list()[:2]
+    (h, w, _), (ho, wo, _) = in_dims, out_dims
     extent = [(kh - 1) * dilations[0] + 1, (kw - 1) * dilations[1] + 1]
     pads = _pads(op, (h, w), (ho, wo), strides, extent)
+    return x, kernel, strides, dilations, in_dims, out_dims, extent, pads
+
+
+def _conv2d_grad(op: Any, dy: tf.Tensor) -> list[tf.Tensor] | None:
+    """Conv2D gradients as a TRANSPOSE_CONV (input) and a CONV_2D (filter).
+
+    TF's filter gradient is Conv2DBackpropFilter (Flex). Its input gradient lowers to TRANSPOSE_CONV only for
+    SAME/VALID padding without dilation, so both are computed here for every case.
+    """
+    geometry = _conv_geometry(op, dy)
+    if geometry is None:
+        return None
+    x, kernel, strides, dilations, (h, w, c), (ho, wo, _), extent, pads = geometry
+    if kernel.shape[2] != c:  # grouped convolution
+        return None
     covered = [(ho - 1) * strides[0] + extent[0], (wo - 1) * strides[1] + extent[1]]
 
     # Input gradient: a VALID transposed convolution yields the gradient of every padded position a window
@@ -277,17 +287,11 @@ def _depthwise_grad(op: Any, dy: tf.Tensor) -> list[tf.Tensor] | None:
     Filter gradient: that slice times dy, summed over batch and positions. Input gradient: dy times the tap's
     weights, added back at the slice positions by :func:`_scatter_windows`.
     """
-    x, kernel = op.inputs
-    strides, dilations = _nhwc_2d(op, "strides"), _nhwc_2d(op, "dilations")
-    in_dims, out_dims = _static_dims(x), _static_dims(dy)
-    if strides is None or dilations is None or in_dims is None or out_dims is None:
+    geometry = _conv_geometry(op, dy)
+    if geometry is None:
         return None
-    if not kernel.shape.is_fully_defined():
-        return None
+    x, kernel, strides, dilations, (h, w, _), (ho, wo, _), extent, pads = geometry
     kh, kw, c, mult = kernel.shape.as_list()
-    (h, w, _), (ho, wo, _) = in_dims, out_dims
-    extent = [(kh - 1) * dilations[0] + 1, (kw - 1) * dilations[1] + 1]
-    pads = _pads(op, (h, w), (ho, wo), strides, extent)
     x_padded = _pad_hw(x, pads)
     # Output channel k = c * mult + m; splitting it gives a 5-D tensor, the most TFLite broadcasts handle.
     dy_split = dy if mult == 1 else tf.reshape(dy, [-1, ho, wo, c, mult])
