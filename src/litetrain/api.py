@@ -71,6 +71,7 @@ def check(
     Returns:
         A :class:`~litetrain.comparison.result.ComparisonResult`; truthy when the verdict passed.
     """
+    from litetrain.comparison.locate import locate_forward
     from litetrain.comparison.noise import standard_perturbations
     from litetrain.comparison.repeats import repeats_count
     from litetrain.comparison.session import Twins, run_comparison
@@ -130,6 +131,7 @@ def check(
         layer_of={v.name: v.path.split("/")[-2] if "/" in v.path else v.path for v in result.variables},
         perturbations=standard_perturbations(
             reference, lambda **kw: LiteRTRunner(result.tflite, **kw), weight_names) if noise_floor else [],
+        forward_locator=lambda x: locate_forward(module.model, result.tflite, x),
     )
     comparison = run_comparison(
         kind=kind,

@@ -12,6 +12,7 @@ from litetrain.data.batching import BatchPlan
 from litetrain.runtime.base import Runner
 
 MAX_STEPS = 50
+FORWARD_PROBE_SAMPLES = 32
 UPDATE_MISMATCH = 1e-3
 """A relative update difference above this is not float32 rounding of one step (that is ~1e-6)."""
 
@@ -88,3 +89,70 @@ def locate(
         weights = after_r
     return Location(None, worst[1], (layer_of or {}).get(worst[1] or ""), worst[0], worst[2], examined,
                     dict(sorted(worst[3].items(), key=lambda kv: -kv[1])[:8]))
+
+
+@dataclasses.dataclass(frozen=True)
+class ForwardLocation:
+    """Per-layer outputs of ``infer`` in TensorFlow and TFLite, and the first layer whose output differs."""
+
+    layer: str | None
+    max_abs_error: float
+    per_layer: dict[str, float]  # layer -> smallest difference to any TFLite tensor of the same shape
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def describe(self) -> str:
+        if self.layer is None:
+            return "every layer's output of infer matches a TFLite tensor"
+        return (f"the forward pass parts at layer {self.layer!r}: its TensorFlow output differs from every TFLite "
+                f"tensor of its shape by at least {self.max_abs_error:.3g}")
+
+
+def locate_forward(model: Any, tflite: bytes, x: np.ndarray, rtol: float = 1e-4, atol: float = 1e-5
+                   ) -> ForwardLocation | None:
+    """Finds the first Keras layer whose output no TFLite tensor of the ``infer`` signature reproduces.
+
+    TFLite tensor names do not reliably name Keras layers (ops are fused and renamed), so each layer's output is
+    matched by value: the closest intermediate tensor of the same shape. Intermediates are kept by the
+    interpreter's ``experimental_preserve_all_tensors`` on the builtin kernels (XNNPACK would fuse them away).
+    Returns None for models whose layers cannot be probed (e.g. layers called more than once).
+    """
+    import keras
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
+    try:
+        if isinstance(model, keras.Model):
+            probe_model = keras.Model(model.inputs, [layer.output for layer in layers])
+        else:
+            import tf_keras
+
+            probe_model = tf_keras.Model(model.inputs, [layer.output for layer in layers])
+        outputs = probe_model(x, training=False)
+    except Exception:  # a layer used twice has no single output; such models are not probed
+        return None
+    outputs = [np.asarray(o) for o in (outputs if isinstance(outputs, list | tuple) else [outputs])]
+    interp = Interpreter(model_content=tflite, experimental_preserve_all_tensors=True,
+                         experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    runner = interp.get_signature_runner("infer")
+    name = next(iter(runner.get_input_details()))
+    runner(**{name: x.astype(np.float32)})
+    subgraph = runner._subgraph_index
+    tensors: list[np.ndarray] = []
+    for detail in interp.get_tensor_details(subgraph):
+        if detail["dtype"] != np.float32:
+            continue
+        try:
+            tensors.append(interp.get_tensor(detail["index"], subgraph))
+        except ValueError:  # tensors without data (e.g. variables' handles)
+            continue
+    per_layer: dict[str, float] = {}
+    first, first_err = None, 0.0
+    for layer, out in zip(layers, outputs, strict=True):
+        same = [t for t in tensors if t.shape == out.shape]
+        err = min((float(np.max(np.abs(t.astype(np.float64) - out))) for t in same), default=float("inf"))
+        per_layer[layer.name] = err
+        if first is None and not err <= atol + rtol * float(np.max(np.abs(out)) if out.size else 0.0):
+            first, first_err = layer.name, err
+    return ForwardLocation(first, first_err, per_layer)

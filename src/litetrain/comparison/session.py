@@ -19,7 +19,7 @@ from litetrain.comparison.divergence import (
     weight_scale,
 )
 from litetrain.comparison.health import Health, assess_health, loss_argument_check
-from litetrain.comparison.locate import Location, locate
+from litetrain.comparison.locate import FORWARD_PROBE_SAMPLES, ForwardLocation, Location, locate
 from litetrain.comparison.noise import REFERENCE_SIDE, Perturbation
 from litetrain.comparison.result import (
     CheckItem,
@@ -62,6 +62,7 @@ class Twins:
         weight_names: Names of model weights (role "weight"); the other exchanged variables are optimizer state.
         layer_of: Variable name -> Keras layer name, for messages.
         perturbations: Noise-floor perturbations (empty: no noise floor; fixed tolerances decide).
+        forward_locator: Finds the first layer whose ``infer`` output differs (needs the Keras model).
     """
 
     reference: Runner
@@ -71,6 +72,7 @@ class Twins:
     weight_names: set[str] = dataclasses.field(default_factory=set)
     layer_of: dict[str, str] = dataclasses.field(default_factory=dict)
     perturbations: list[Perturbation] = dataclasses.field(default_factory=list)
+    forward_locator: Callable[[np.ndarray], ForwardLocation | None] | None = None
 
 
 def compare_inference(
@@ -143,6 +145,10 @@ def run_comparison(
         r.name: r.infer(data.x[first_rows]) for r in (reference, candidate)} if check_loss_arguments else {}
     before = compare_inference(reference, candidate, data, tol, from_logits)
     checks.append(_inference_item("inference_before", "before training", before))
+    forward: ForwardLocation | None = None
+    forward_differs = not before.max_abs_error <= 10 * (tol.a + tol.r * before_scale(reference, data))
+    if forward_differs and twins.forward_locator is not None:
+        forward = twins.forward_locator(data.x_test[:FORWARD_PROBE_SAMPLES])
 
     analyse = bool(twins.perturbations) and has_weights
     steps = dense_steps(plan.steps) if (analyse or twins.float64 is not None) else record_steps(plan.steps)
@@ -234,7 +240,7 @@ def run_comparison(
         start_w = ref_traj.snapshots[start] if start else init_w
         location = locate(reference, candidate, data.x, data.y, plan, start, start_w, float_names, twins.layer_of)
     verdict, cause = _decide(checks, initial, health, divergence, location, after, out_floor_of(floor_info),
-                             checkpoint, has_weights)
+                             checkpoint, has_weights, before if forward_differs else None, forward)
     timings["compare_s"] = time.perf_counter() - t0
     train = TrainComparison(
         steps=plan.steps,
@@ -277,8 +283,14 @@ def run_comparison(
         float64=float64_info,
         divergence=divergence.to_json() if divergence else None,
         health=tuple(h.to_json() for h in health),
-        location=location.to_json() if location else None,
+        location=location.to_json() if location else (
+            {"forward": forward.to_json()} if forward else None),
     )
+
+
+def before_scale(reference: Runner, data: FittedData) -> float:
+    """Magnitude of the reference's outputs on the test data (for the forward-pass tolerance)."""
+    return metrics.scale(reference.infer(data.x_test[:FORWARD_PROBE_SAMPLES])[reference.primary_output])
 
 
 def out_floor_of(floor_info: dict[str, Any] | None) -> float | None:
@@ -362,6 +374,8 @@ def _decide(
     out_floor: float | None,
     checkpoint: CheckpointCheck | None,
     has_weights: bool,
+    forward_mismatch: InferenceComparison | None = None,
+    forward: ForwardLocation | None = None,
 ) -> tuple[Verdict, str]:
     """Applies the decision order documented in :mod:`litetrain.comparison.verdict`."""
     unhealthy = [h for h in health if not h.healthy]
@@ -373,6 +387,11 @@ def _decide(
     init_rel = float(initial.get("max_rel_diff", 0.0)) if has_weights else 0.0
     if init_rel > INIT_INCONSISTENT:
         return Verdict.INCONSISTENT, initial["detail"]
+    if forward_mismatch is not None:
+        where = f"; {forward.describe()}" if forward is not None and forward.layer else ""
+        return Verdict.INCONSISTENT, (
+            f"from identical weights, before any training, inference differs by up to "
+            f"{forward_mismatch.max_abs_error:.3g} (argmax agreement {forward_mismatch.argmax_agreement:.1%}){where}")
     if checkpoint is not None and not checkpoint.roundtrip_exact:
         return Verdict.INCONSISTENT, next(c.detail for c in checks if c.name == "checkpoint")
     if divergence is None:  # no noise floor: fixed tolerances decide
