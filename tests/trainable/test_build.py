@@ -89,3 +89,30 @@ def test_select_tf_ops_reproduces_the_2021_recipe_with_flex_checkpoints():
     result = build(models.mlp(), loss="sparse_categorical_crossentropy", batch_size=4, select_tf_ops=True)
     assert {"FlexSave", "FlexRestore", "FlexReluGrad"} <= set(result.census.flex)
     assert result.verification is None  # nothing on this machine can run it
+
+
+@pytest.mark.parametrize("fmt", ["h5", "saved_model"])
+def test_tf_keras_files_load_with_their_compiled_loss_and_optimizer(tmp_path, fmt):
+    import tf_keras
+
+    model = models.tf_keras_mlp()
+    model.compile(optimizer=tf_keras.optimizers.Adam(learning_rate=0.003),
+                  loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    path = tmp_path / ("m.h5" if fmt == "h5" else "sm")
+    model.save(path) if fmt == "h5" else model.save(path, save_format="tf")
+    result = build(str(path), batch_size=8)
+    assert result.loaded.framework.value == "tf_keras"
+    assert result.settings["loss"] == {"name": "sparse_categorical_crossentropy", "from_logits": True}
+    assert result.settings["optimizer"]["name"] == "adam"
+    assert result.settings["optimizer"]["learning_rate"] == pytest.approx(0.003)
+    # The loaded weights are the saved ones, bit for bit.
+    saved = LiteRTRunner(result.tflite).get_weights()
+    np.testing.assert_array_equal(saved["hidden_kernel"], model.get_layer("hidden").kernel.numpy())
+
+
+def test_factory_string_builds_the_demo_model():
+    result = build("litetrain.models:tutorial_2021", loss="categorical_crossentropy", batch_size=4)
+    assert result.loaded.source == "litetrain.models:tutorial_2021"
+    assert result.settings["loss"]["from_logits"] is True  # the model ends in a linear Dense
+    assert {v.name for v in result.variables if v.role == "weight"} == {
+        "dense_1_kernel", "dense_1_bias", "dense_2_kernel", "dense_2_bias"}

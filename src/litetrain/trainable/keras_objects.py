@@ -5,6 +5,7 @@ Objects come from the model's own Keras (Keras 3 or tf_keras): mixing them is an
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 from litetrain._lazy import import_module
@@ -111,7 +112,7 @@ def _compiled_optimizer(model: Any) -> OptimizerConfig | None:
         if cls == cls_name:
             cfg = opt.get_config()
             lr = cfg.get("learning_rate")
-            if not isinstance(lr, int | float):
+            if not isinstance(lr, numbers.Real):  # tf_keras reports numpy floats; a schedule is a dict/object
                 raise UnsupportedModelError(
                     f"The compiled {cls} optimizer uses a learning-rate schedule ({lr!r}); litetrain builds a "
                     "constant learning rate.",
