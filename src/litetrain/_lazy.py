@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 import os
 from types import ModuleType
-from typing import Any
 
 from litetrain.errors import MissingDependencyError
 
@@ -36,19 +35,3 @@ def import_module(name: str) -> ModuleType:
 def quiet_tensorflow() -> None:
     """Silences TensorFlow's C++ start-up logging unless the user chose a level."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
-class LazyModule:
-    """A module proxy that imports on first attribute access (cf. keras/src/utils/module_utils.py)."""
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-        self._module: ModuleType | None = None
-
-    def __getattr__(self, attr: str) -> Any:
-        if self._module is None:
-            self._module = import_module(self._name)
-        return getattr(self._module, attr)
-
-
-tf = LazyModule("tensorflow")

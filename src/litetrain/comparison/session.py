@@ -143,10 +143,11 @@ def run_comparison(
     first_rows = plan.indices[0]
     outputs_at_init = {
         r.name: r.infer(data.x[first_rows]) for r in (reference, candidate)} if check_loss_arguments else {}
-    before = compare_inference(reference, candidate, data, tol, from_logits)
+    ref_before = reference.infer(data.x_test)[reference.primary_output]
+    before = compare_inference(reference, candidate, data, tol, from_logits, ref_out=ref_before)
     checks.append(_inference_item("inference_before", "before training", before))
     forward: ForwardLocation | None = None
-    forward_differs = not before.max_abs_error <= 10 * (tol.a + tol.r * before_scale(reference, data))
+    forward_differs = not before.max_abs_error <= 10 * (tol.a + tol.r * metrics.scale(ref_before))
     if forward_differs and twins.forward_locator is not None:
         forward = twins.forward_locator(data.x_test[:FORWARD_PROBE_SAMPLES])
 
@@ -286,11 +287,6 @@ def run_comparison(
         location=location.to_json() if location else (
             {"forward": forward.to_json()} if forward else None),
     )
-
-
-def before_scale(reference: Runner, data: FittedData) -> float:
-    """Magnitude of the reference's outputs on the test data (for the forward-pass tolerance)."""
-    return metrics.scale(reference.infer(data.x_test[:FORWARD_PROBE_SAMPLES])[reference.primary_output])
 
 
 def out_floor_of(floor_info: dict[str, Any] | None) -> float | None:

@@ -29,17 +29,7 @@ from litetrain.trainable.module import SIGNATURE_KEYS, TRAIN, TrainableModule, V
 SCHEMA_VERSION = "1.0"
 
 
-@dataclasses.dataclass(frozen=True)
-class BuildSettings:
-    """Everything that determines a build (recorded in build.json so a build can be reproduced)."""
-
-    loss: LossConfig | None = None
-    optimizer: OptimizerConfig | None = None
-    batch_size: int | None = None
-    trainable: TrainableSpec | None = None
-    select_tf_ops: bool = False
-
-    DEFAULT_BATCH_SIZE = 32
+DEFAULT_BATCH_SIZE = 32
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -62,19 +52,18 @@ class BuildResult:
 
     def signatures(self) -> dict[str, Any]:
         """Input/output names, shapes and dtypes of every signature, read from the .tflite itself."""
-        from litetrain.runtime.litert import LiteRTRunner
+        from ai_edge_litert.interpreter import Interpreter
 
-        if self.census.flex:
+        if self.census.flex:  # the interpreter cannot even be created for Flex models
             return {}
-        runner = LiteRTRunner(self.tflite)
+        interp = Interpreter(model_content=self.tflite)
         out = {}
-        for key, sig in runner._interp.get_signature_list().items():
-            sr = runner._runners[key]
+        for key in interp.get_signature_list():
+            runner = interp.get_signature_runner(key)
             out[key] = {
-                "inputs": [_detail(n, d) for n, d in sr.get_input_details().items()],
-                "outputs": [_detail(n, d) for n, d in sr.get_output_details().items()],
+                "inputs": [_detail(n, d) for n, d in runner.get_input_details().items()],
+                "outputs": [_detail(n, d) for n, d in runner.get_output_details().items()],
             }
-            del sig
         return out
 
     def to_json(self) -> dict[str, Any]:
@@ -148,7 +137,7 @@ def build(
         loss = LossConfig.parse(loss)
     if not isinstance(trainable, TrainableSpec):
         trainable = TrainableSpec.parse(trainable)
-    batch_size = BuildSettings.DEFAULT_BATCH_SIZE if batch_size is None else int(batch_size)
+    batch_size = DEFAULT_BATCH_SIZE if batch_size is None else int(batch_size)
     if batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1; received {batch_size}.")
     loss_cfg = resolve_loss(loss, loaded.model)

@@ -5,6 +5,7 @@ Objects come from the model's own Keras (Keras 3 or tf_keras): mixing them is an
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 from typing import Any
 
@@ -97,8 +98,6 @@ def resolve_optimizer(config: OptimizerConfig | None, model: Any) -> OptimizerCo
     if config is None:
         config = _compiled_optimizer(model) or OptimizerConfig(Optimizer.SGD)
     if config.learning_rate is None:
-        import dataclasses
-
         config = dataclasses.replace(config, learning_rate=DEFAULT_LEARNING_RATE[config.name])
     return config
 
