@@ -96,11 +96,18 @@ class Optimizer(enum.StrEnum):
     RMSPROP = "rmsprop"
 
 
+_FLAGS = {"beta_1": "--beta1", "beta_2": "--beta2"}
+
+
 @dataclasses.dataclass(frozen=True)
 class OptimizerConfig:
-    """An optimizer and its hyperparameters; None means the Keras default of that optimizer."""
+    """An optimizer and its hyperparameters; None means the Keras default of that optimizer.
 
-    name: Optimizer
+    ``name`` None means the compiled model's optimizer (else SGD), with the hyperparameters that are set here
+    overriding its own (``--lr`` without ``--optimizer``).
+    """
+
+    name: Optimizer | None
     learning_rate: float | None = None
     momentum: float | None = None
     nesterov: bool | None = None
@@ -113,6 +120,8 @@ class OptimizerConfig:
     def __post_init__(self) -> None:
         if self.learning_rate is not None and not self.learning_rate > 0:
             raise UsageError(f"The learning rate must be positive; received {self.learning_rate}.")
+        if self.name is None:
+            return  # checked against the compiled optimizer when it is known
         allowed = {
             Optimizer.SGD: {"momentum", "nesterov"},
             Optimizer.ADAM: {"beta_1", "beta_2", "epsilon"},
@@ -122,7 +131,8 @@ class OptimizerConfig:
         for field in ("momentum", "nesterov", "beta_1", "beta_2", "epsilon", "weight_decay", "rho"):
             if getattr(self, field) is not None and field not in allowed:
                 raise UsageError(
-                    f"--{field.replace('_', '-')} does not apply to the {self.name.value} optimizer.",
+                    f"{_FLAGS.get(field, '--' + field.replace('_', '-'))} does not apply to the "
+                    f"{self.name.value} optimizer.",
                     hint=f"{self.name.value} takes: {', '.join(sorted(allowed)) or 'only the learning rate'}.",
                 )
 

@@ -32,7 +32,9 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
                         help="the model outputs probabilities (softmax/sigmoid)")
     g.add_argument("--optimizer", choices=[o.value for o in Optimizer],
                    help="default: the compiled model's optimizer, else sgd")
-    g.add_argument("--lr", "--learning-rate", dest="lr", type=float, help="learning rate (default: Keras default)")
+    g.add_argument("--lr", "--learning-rate", dest="lr", type=float,
+                   help="learning rate (default: the compiled optimizer's, else the Keras default); without "
+                   "--optimizer this and the options below override the compiled optimizer's hyperparameters")
     g.add_argument("--momentum", type=float, help="sgd, rmsprop")
     g.add_argument("--nesterov", action="store_true", default=None, help="sgd: Nesterov momentum")
     g.add_argument("--beta1", type=float, help="adam, adamw")
@@ -122,11 +124,11 @@ def optimizer_config(args: argparse.Namespace) -> OptimizerConfig | None:
         "momentum": args.momentum, "nesterov": args.nesterov, "beta_1": args.beta1, "beta_2": args.beta2,
         "epsilon": args.epsilon, "weight_decay": args.weight_decay, "rho": args.rho,
     }
-    if args.optimizer is None:
-        if args.lr is not None or any(v is not None for v in extra.values()):
-            raise UsageError("Optimizer hyperparameters need --optimizer (sgd, adam, adamw or rmsprop).")
+    name = None if args.optimizer is None else Optimizer(args.optimizer)
+    if name is None and args.lr is None and all(v is None for v in extra.values()):
         return None
-    return OptimizerConfig(Optimizer(args.optimizer), learning_rate=args.lr, **extra)
+    # Without --optimizer the hyperparameters override the compiled optimizer's (resolved when the model is loaded).
+    return OptimizerConfig(name, learning_rate=args.lr, **extra)
 
 
 def trainable_spec(args: argparse.Namespace) -> TrainableSpec:

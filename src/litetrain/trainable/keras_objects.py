@@ -94,15 +94,36 @@ def make_loss(framework: Framework, config: LossConfig) -> Any:
 
 
 def resolve_optimizer(config: OptimizerConfig | None, model: Any) -> OptimizerConfig:
-    """Takes the compiled model's optimizer when none is given, else SGD; fills in the learning rate."""
-    if config is None:
-        config = _compiled_optimizer(model) or OptimizerConfig(Optimizer.SGD)
+    """The optimizer to build: ``config``, or the compiled model's (else SGD) with ``config``'s hyperparameters.
+
+    A config without a name overrides the compiled optimizer's hyperparameters (``--lr`` without
+    ``--optimizer``); a learning rate still unset becomes the Keras default of the optimizer.
+
+    Raises:
+        UsageError: a hyperparameter that the compiled optimizer does not take, or an unsupported optimizer.
+        UnsupportedModelError: a compiled learning-rate schedule that no ``--lr`` replaces.
+    """
+    if config is None or config.name is None:
+        overrides = {} if config is None else config.keras_kwargs()
+        compiled = _compiled_optimizer(model, schedule_ok="learning_rate" in overrides)
+        config = _override(compiled or OptimizerConfig(Optimizer.SGD), overrides, compiled is not None)
     if config.learning_rate is None:
         config = dataclasses.replace(config, learning_rate=DEFAULT_LEARNING_RATE[config.name])
     return config
 
 
-def _compiled_optimizer(model: Any) -> OptimizerConfig | None:
+def _override(base: OptimizerConfig, overrides: dict[str, Any], compiled: bool) -> OptimizerConfig:
+    try:
+        return dataclasses.replace(base, **overrides)
+    except UsageError as exc:
+        source = "the model was compiled with" if compiled else "is used for a model compiled without one"
+        raise UsageError(
+            f"{exc.message.rstrip('.')}, which {source}.",
+            hint="Pass --optimizer sgd|adam|adamw|rmsprop to choose another optimizer.",
+        ) from None
+
+
+def _compiled_optimizer(model: Any, *, schedule_ok: bool = False) -> OptimizerConfig | None:
     opt = getattr(model, "optimizer", None)
     if opt is None or not getattr(model, "compiled", getattr(model, "_is_compiled", True)):
         return None
@@ -111,11 +132,12 @@ def _compiled_optimizer(model: Any) -> OptimizerConfig | None:
         if cls == cls_name:
             cfg = opt.get_config()
             lr = cfg.get("learning_rate")
-            if not isinstance(lr, numbers.Real):  # tf_keras reports numpy floats; a schedule is a dict/object
+            constant = isinstance(lr, numbers.Real)  # tf_keras reports numpy floats; a schedule is a dict/object
+            if not constant and not schedule_ok:
                 raise UnsupportedModelError(
                     f"The compiled {cls} optimizer uses a learning-rate schedule ({lr!r}); litetrain builds a "
                     "constant learning rate.",
-                    hint="Pass --optimizer and --lr explicitly.",
+                    hint="Pass --lr (and --optimizer to choose another optimizer) explicitly.",
                 )
             keep = {
                 Optimizer.SGD: ("momentum", "nesterov"),
@@ -123,7 +145,8 @@ def _compiled_optimizer(model: Any) -> OptimizerConfig | None:
                 Optimizer.ADAMW: ("beta_1", "beta_2", "epsilon", "weight_decay"),
                 Optimizer.RMSPROP: ("rho", "momentum", "epsilon"),
             }[enum_value]
-            return OptimizerConfig(enum_value, float(lr), **{k: cfg[k] for k in keep if k in cfg})
+            return OptimizerConfig(enum_value, float(lr) if constant else None,
+                                   **{k: cfg[k] for k in keep if k in cfg})
     raise UsageError(
         f"The model was compiled with the optimizer {cls!r}, which litetrain does not build.",
         hint="Pass --optimizer sgd|adam|adamw|rmsprop.",
