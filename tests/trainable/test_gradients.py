@@ -38,6 +38,7 @@ FLEX_GRADIENT_OPS = {
     "FusedBatchNormGrad",
     "FusedBatchNormGradV2",
     "FusedBatchNormGradV3",
+    "StridedSliceGrad",
 }
 STEPS = 10
 BATCH = 4
@@ -184,6 +185,29 @@ OP_CASES: dict[str, tuple[Callable[..., tf.Tensor], Sequence, bool]] = {
     "max_pool_3x2_stride_2x1": (lambda x: tf.nn.max_pool2d(x, (3, 2), (2, 1), "SAME"), [X], True),
     "avg_pool_3x2_stride_2x1": (lambda x: tf.nn.avg_pool2d(x, (3, 2), (2, 1), "SAME"), [X], False),
 }
+# Conv2DTranspose's forward op (Conv2DBackpropInput): output sizes that SAME/VALID and explicit padding give.
+for _tag, _shape, _stride, _padding in (
+    ("same_stride2", (2, 18, 18, 4), 2, "SAME"),
+    ("valid_stride1", (2, 11, 11, 4), 1, "VALID"),
+    ("valid_stride2_odd", (2, 20, 20, 4), 2, "VALID"),
+    ("explicit_stride2", (2, 18, 17, 4), 2, [[0, 0], [1, 0], [1, 1], [0, 0]]),
+):
+    OP_CASES[f"conv2d_transpose_{_tag}"] = (
+        lambda x, w, o=_shape, s=_stride, p=_padding: tf.nn.conv2d_transpose(x, w, o, s, p),
+        [X, (3, 3, 4, 3)],
+        False,
+    )
+OP_CASES["conv2d_transpose_dilation2"] = (
+    lambda x, w: tf.nn.conv2d_transpose(x, w, (2, 13, 13, 4), 1, "VALID", dilations=2), [X, (3, 3, 4, 3)], False)
+# StridedSlice: unit-step boxes (PAD), shrink/new axes and ellipsis, and strided or reversed slices (SCATTER_ND).
+OP_CASES.update({
+    "slice_box": (lambda x: x[:, 1:-2, 2:7, :2], [X], False),
+    "slice_shrink_newaxis": (lambda x: x[1, ..., tf.newaxis, 0], [X], False),
+    "slice_gate_split": (lambda w: w[:, 4:8] * 2.0, [(5, 12)], False),
+    "slice_strided": (lambda x: x[:, ::2, 1::3, :], [X], False),
+    "slice_reversed": (lambda x: x[:, ::-1, :, 1:], [X], False),
+    "slice_empty": (lambda x: x[:, 5:3, :, :] + 0.0, [X], False),
+})
 for _stride in (1, 2):
     for _padding in ("SAME", "VALID"):
         _tag = f"stride{_stride}_{_padding.lower()}"

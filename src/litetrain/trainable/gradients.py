@@ -246,6 +246,32 @@ def _conv_geometry(op: Any, dy: tf.Tensor) -> tuple[Any, ...] | None:
     return x, kernel, strides, dilations, in_dims, out_dims, extent, pads
 
 
+def _filter_grad(
+    x: tf.Tensor, dy: tf.Tensor, strides: Sequence[int], dilations: Sequence[int],
+    pads: Sequence[tuple[int, int]], covered: Sequence[int],
+) -> tf.Tensor:
+    """The filter gradient of a 2-D convolution of ``x`` (NHWC) that produced ``dy``, as a builtin CONV_2D.
+
+    dW[p, q, c, o] = sum_{n,i,j} xpad[n, i*s + p*d, j*s + q*d, c] * dy[n, i, j, o], i.e. a VALID convolution of
+    xpad with channels and batch swapped, by dy used as the filter, where the forward dilation becomes the stride
+    and the forward stride the dilation (TF's own is Conv2DBackpropFilter, a Flex op).
+    """
+    x_padded = _pad_hw(x, pads)[:, : covered[0], : covered[1], :]
+    dw_t = tf.nn.conv2d(
+        tf.transpose(x_padded, [3, 1, 2, 0]),
+        tf.transpose(dy, [1, 2, 0, 3]),
+        strides=list(dilations),
+        padding="VALID",
+        dilations=list(strides),
+    )
+    return tf.transpose(dw_t, [1, 2, 0, 3])
+
+
+def _covered(out_hw: Sequence[int], strides: Sequence[int], extent: Sequence[int]) -> list[int]:
+    """The rows and columns of the padded input that the windows of a convolution reach."""
+    return [(o - 1) * s + e for o, s, e in zip(out_hw, strides, extent, strict=True)]
+
+
 def _conv2d_grad(op: Any, dy: tf.Tensor) -> list[tf.Tensor] | None:
     """Conv2D gradients as a TRANSPOSE_CONV (input) and a CONV_2D (filter).
 
@@ -258,7 +284,7 @@ def _conv2d_grad(op: Any, dy: tf.Tensor) -> list[tf.Tensor] | None:
     x, kernel, strides, dilations, (h, w, c), (ho, wo, _), extent, pads = geometry
     if kernel.shape[2] != c:  # grouped convolution
         return None
-    covered = [(ho - 1) * strides[0] + extent[0], (wo - 1) * strides[1] + extent[1]]
+    covered = _covered((ho, wo), strides, extent)
 
     # Input gradient: a VALID transposed convolution yields the gradient of every padded position a window
     # covers; TFLite's TRANSPOSE_CONV has no dilation, so the kernel is spread out with zeros first.
@@ -268,19 +294,30 @@ def _conv2d_grad(op: Any, dy: tf.Tensor) -> list[tf.Tensor] | None:
         dy, spread, tf.stack([batch, covered[0], covered[1], c]), [1, *strides, 1], "VALID"
     )
     dx = _scatter_windows({(0, 0): dx_covered}, (1, 1), [(pads[0][0], h), (pads[1][0], w)])
+    return [dx, _filter_grad(x, dy, strides, dilations, pads, covered)]
 
-    # Filter gradient: dW[p, q, c, o] = sum_{n,i,j} xpad[n, i*s + p*d, j*s + q*d, c] * dy[n, i, j, o], i.e. a
-    # VALID convolution of xpad with channels and batch swapped, by dy used as the filter, where the forward
-    # dilation becomes the stride and the forward stride the dilation.
-    x_padded = _pad_hw(x, pads)[:, : covered[0], : covered[1], :]
-    dw_t = tf.nn.conv2d(
-        tf.transpose(x_padded, [3, 1, 2, 0]),
-        tf.transpose(dy, [1, 2, 0, 3]),
-        strides=list(dilations),
-        padding="VALID",
-        dilations=list(strides),
-    )
-    return [dx, tf.transpose(dw_t, [1, 2, 0, 3])]
+
+def _conv2d_transpose_grad(op: Any, dy: tf.Tensor) -> list[tf.Tensor | None] | None:
+    """Gradients of Conv2DBackpropInput, the forward op of Conv2DTranspose, without Conv2DBackpropFilter.
+
+    The op computes y = conv_transpose(x, W): x plays the part of a convolution's output gradient and y that of
+    its input. So dx is the convolution of dy by W (builtin CONV_2D, done on the explicitly padded dy so every
+    padding mode works), and dW is the filter gradient of a convolution of dy that produced x.
+    """
+    _, kernel, x = op.inputs
+    strides, dilations = _nhwc_2d(op, "strides"), _nhwc_2d(op, "dilations")
+    y_dims, x_dims = _static_dims(dy), _static_dims(x)  # the tape keeps no outputs of this op
+    if strides is None or dilations is None or y_dims is None or x_dims is None:
+        return None
+    if not kernel.shape.is_fully_defined() or kernel.shape[2] != y_dims[2]:
+        return None
+    kh, kw = kernel.shape.as_list()[:2]
+    extent = [(kh - 1) * dilations[0] + 1, (kw - 1) * dilations[1] + 1]
+    pads = _pads(op, y_dims[:2], x_dims[:2], strides, extent)
+    covered = _covered(x_dims[:2], strides, extent)
+    dy_padded = _pad_hw(dy, pads)[:, : covered[0], : covered[1], :]
+    dx = tf.nn.conv2d(dy_padded, kernel, strides=list(strides), padding="VALID", dilations=list(dilations))
+    return [None, _filter_grad(dy, x, strides, dilations, pads, covered), dx]
 
 
 def _depthwise_grad(op: Any, dy: tf.Tensor) -> list[tf.Tensor] | None:
@@ -314,6 +351,54 @@ def _depthwise_grad(op: Any, dy: tf.Tensor) -> list[tf.Tensor] | None:
     dx = _scatter_windows(dx_parts, strides, [(pads[0][0], h), (pads[1][0], w)])
     dw = tf.reshape(tf.stack(dw_taps), [kh, kw, c, mult])
     return [dx, dw]
+
+
+# --- slicing ---------------------------------------------------------------------------------------------
+
+_SLICE_MASKS = ("begin_mask", "end_mask", "ellipsis_mask", "new_axis_mask", "shrink_axis_mask")
+
+
+def _slice_positions(op: Any, shape: Sequence[int]) -> np.ndarray | None:
+    """Flat input positions of the elements a StridedSlice op selects, in output order (None if not static).
+
+    The op itself is evaluated eagerly on ``arange``: TensorFlow's own mask and clamping rules, nothing re-derived.
+    """
+    begin, end, strides = (tf.get_static_value(t) for t in op.inputs[1:4])
+    if begin is None or end is None or strides is None:
+        return None
+    masks = {name: op.get_attr(name) for name in _SLICE_MASKS}
+    with tf.init_scope():
+        positions = tf.raw_ops.StridedSlice(
+            input=np.arange(math.prod(shape), dtype=np.int32).reshape(shape),
+            begin=begin, end=end, strides=strides, **masks,
+        )
+        return np.asarray(positions).reshape(-1)
+
+
+def _strided_slice_grad(op: Any, dy: tf.Tensor) -> list[tf.Tensor | None] | None:
+    """StridedSlice gradient (StridedSliceGrad is Flex): dy put back where the slice took it, zeros elsewhere.
+
+    A slice that is a box with unit steps (cropping, a GRU's kernel split into its gates, the time steps of an
+    unrolled RNN) becomes RESHAPE + PAD; any other (strided, reversed) becomes one SCATTER_ND, which is exact
+    because a slice never takes one element twice.
+    """
+    shape = _static_dims(op.inputs[0], first=0)
+    if shape is None or not 0 < len(shape) <= 5 or dy.dtype.is_complex:
+        return None
+    positions = _slice_positions(op, shape)
+    if positions is None:
+        return None
+    none = [None, None, None]
+    if positions.size == 0:
+        return [tf.zeros(shape, dy.dtype), *none]
+    coords = np.stack(np.unravel_index(positions, shape), axis=-1)
+    lo, hi = coords.min(axis=0), coords.max(axis=0)
+    box = hi - lo + 1
+    if int(np.prod(box)) == positions.size and np.array_equal(positions, np.sort(positions)):
+        inner = tf.reshape(dy, [int(b) for b in box])
+        return [tf.pad(inner, [[int(a), int(n - b - a)] for a, b, n in zip(lo, box, shape, strict=True)]), *none]
+    flat = tf.scatter_nd(positions[:, None], tf.reshape(dy, [-1]), [math.prod(shape)])
+    return [tf.reshape(flat, shape), *none]
 
 
 # --- pooling ---------------------------------------------------------------------------------------------
@@ -412,6 +497,8 @@ _REWRITE_FNS: dict[str, _Rewrite] = {
     "Elu": _elu_grad,
     "Mul": _gelu_mul_grad,
     "Conv2D": _conv2d_grad,
+    "Conv2DBackpropInput": _conv2d_transpose_grad,
+    "StridedSlice": _strided_slice_grad,
     "DepthwiseConv2dNative": _depthwise_grad,
     "MaxPool": _max_pool_grad,
     "AvgPool": _avg_pool_grad,
@@ -435,6 +522,10 @@ REWRITES: Mapping[str, str] = {
     "to the GELU builtin (TFLite has no ERF/ERFC)",
     "Conv2D": "Conv2DBackpropFilter -> CONV_2D of the transposed padded input by the transposed dy; input "
     "gradient as a VALID TRANSPOSE_CONV (dilated kernel spread with zeros) plus crop",
+    "Conv2DBackpropInput": "Conv2DTranspose: dx as a VALID CONV_2D of the padded dy, dW as the filter gradient "
+    "above with the roles of input and output gradient swapped (no Conv2DBackpropFilter)",
+    "StridedSlice": "StridedSliceGrad -> RESHAPE + PAD for a unit-step box (cropping, gate splits, unrolled time "
+    "steps), else one SCATTER_ND of dy to the positions the slice took",
     "DepthwiseConv2dNative": "depthwise backprop (input and filter) -> per-tap strided slices, MUL, SUM, and "
     "interleave/PAD to add back",
     "MaxPool": "MaxPoolGrad -> per-tap strided slices, EQUAL to the output with first-max masks, interleave/PAD "
@@ -448,21 +539,28 @@ REWRITES: Mapping[str, str] = {
 _lock = threading.Lock()
 _depth = 0
 _saved: dict[str, dict[str, Any]] = {}
+_recorders: list[set[str]] = []
+# Rewrites are keyed by the op whose gradient they replace; exact GELU's is the Mul after its Erfc.
+_REPORTED_AS = {"Mul": "Erfc"}
 
 
-def _dispatching(rewrite: _Rewrite, original: Callable[..., Any]) -> Callable[..., Any]:
-    """Wraps ``rewrite`` so that op instances it does not handle get TensorFlow's gradient."""
+def _dispatching(op_type: str, rewrite: _Rewrite, original: Callable[..., Any]) -> Callable[..., Any]:
+    """Wraps ``rewrite`` so that op instances it does not handle get TensorFlow's gradient; records its use."""
 
     def gradient(op: Any, *grads: tf.Tensor) -> Any:
         result = rewrite(op, *grads)
-        return original(op, *grads) if result is None else result
+        if result is None:
+            return original(op, *grads)
+        for used in list(_recorders):
+            used.add(_REPORTED_AS.get(op_type, op_type))
+        return result
 
     gradient.__name__ = f"builtin_{getattr(original, '__name__', 'gradient')}"
     return gradient
 
 
 @contextlib.contextmanager
-def builtin_gradients() -> Iterator[None]:
+def builtin_gradients() -> Iterator[set[str]]:
     """While active, ops whose standard TF gradient needs Flex ops get builtin-only gradients.
 
     Functions must be traced (``get_concrete_function`` or first call) inside the context; an already traced
@@ -470,7 +568,8 @@ def builtin_gradients() -> Iterator[None]:
     uses share one installation, which is undone when the last one exits, also on exceptions.
 
     Yields:
-        None.
+        The forward op types (keys of :data:`REWRITES`) whose gradient was rewritten while the context was active:
+        only ops on a gradient path, so layers that neither train nor pass a gradient on are not listed.
     """
     global _depth
     registry = ops._gradient_registry._registry
@@ -479,12 +578,15 @@ def builtin_gradients() -> Iterator[None]:
             for op_type, rewrite in _REWRITE_FNS.items():
                 entry = registry[op_type]
                 _saved[op_type] = entry
-                registry[op_type] = {**entry, "type": _dispatching(rewrite, entry["type"])}
+                registry[op_type] = {**entry, "type": _dispatching(op_type, rewrite, entry["type"])}
         _depth += 1
+        used: set[str] = set()
+        _recorders.append(used)
     try:
-        yield
+        yield used
     finally:
         with _lock:
+            _recorders.remove(used)
             _depth -= 1
             if _depth == 0:
                 registry.update(_saved)
