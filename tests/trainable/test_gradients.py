@@ -207,6 +207,10 @@ OP_CASES.update({
     "slice_strided": (lambda x: x[:, ::2, 1::3, :], [X], False),
     "slice_reversed": (lambda x: x[:, ::-1, :, 1:], [X], False),
     "slice_empty": (lambda x: x[:, 5:3, :, :] + 0.0, [X], False),
+    # Tile: UpSampling's repeat (a 5-D tile whose TF gradient is a 10-D SUM) and several tiled axes.
+    "tile_repeat_rows_cols": (lambda x: tf.repeat(tf.repeat(x, 2, axis=1), 3, axis=2), [X], False),
+    "tile_several_axes": (lambda x: tf.tile(x, [2, 1, 3, 1]), [X], False),
+    "tile_last_axis": (lambda x: tf.tile(x, [1, 1, 1, 2]), [X], False),
 })
 for _stride in (1, 2):
     for _padding in ("SAME", "VALID"):

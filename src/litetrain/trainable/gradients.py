@@ -401,6 +401,33 @@ def _strided_slice_grad(op: Any, dy: tf.Tensor) -> list[tf.Tensor | None] | None
     return [tf.reshape(flat, shape), *none]
 
 
+def _tile_grad(op: Any, dy: tf.Tensor) -> list[tf.Tensor | None] | None:
+    """Tile gradient with at most one extra dimension per tiled axis.
+
+    TF's gradient reshapes dy to [m0, d0, m1, d1, ...] (twice the rank): UpSampling's repeat tiles a 5-D tensor,
+    so that is a 10-D SUM, which XNNPACK refuses to prepare. Axes that are not tiled are merged with their
+    neighbours here, so repeating one axis of a 4-D tensor sums a 3-D or 4-D tensor.
+    """
+    shape = _static_dims(op.inputs[0], first=0)
+    multiples = tf.get_static_value(op.inputs[1])
+    if shape is None or multiples is None:
+        return None
+    grouped: list[int] = []
+    tiled_axes: list[int] = []
+    for size, multiple in zip(shape, (int(m) for m in multiples), strict=True):
+        if multiple != 1:
+            tiled_axes.append(len(grouped))
+            grouped += [multiple, size]
+        elif grouped:
+            grouped[-1] *= size  # contiguous with the entry before, which is never a multiple
+        else:
+            grouped.append(size)
+    if not tiled_axes or len(grouped) > 5:
+        return None
+    summed = tf.reduce_sum(tf.reshape(dy, grouped), axis=tiled_axes)
+    return [tf.reshape(summed, shape), None]
+
+
 # --- pooling ---------------------------------------------------------------------------------------------
 
 
@@ -499,6 +526,7 @@ _REWRITE_FNS: dict[str, _Rewrite] = {
     "Conv2D": _conv2d_grad,
     "Conv2DBackpropInput": _conv2d_transpose_grad,
     "StridedSlice": _strided_slice_grad,
+    "Tile": _tile_grad,
     "DepthwiseConv2dNative": _depthwise_grad,
     "MaxPool": _max_pool_grad,
     "AvgPool": _avg_pool_grad,
@@ -526,6 +554,8 @@ REWRITES: Mapping[str, str] = {
     "above with the roles of input and output gradient swapped (no Conv2DBackpropFilter)",
     "StridedSlice": "StridedSliceGrad -> RESHAPE + PAD for a unit-step box (cropping, gate splits, unrolled time "
     "steps), else one SCATTER_ND of dy to the positions the slice took",
+    "Tile": "TileGrad's 2x-rank RESHAPE + SUM (10-D for UpSampling's repeat; XNNPACK refuses it) -> untiled "
+    "axes merged, at most 5-D",
     "DepthwiseConv2dNative": "depthwise backprop (input and filter) -> per-tap strided slices, MUL, SUM, and "
     "interleave/PAD to add back",
     "MaxPool": "MaxPoolGrad -> per-tap strided slices, EQUAL to the output with first-max masks, interleave/PAD "
