@@ -32,9 +32,10 @@ def explain(
     acc_text = (f" Test accuracy after training: {ref} {acc[ref]:.1%}, {cand} {acc[cand]:.1%}."
                 if acc.get(ref) is not None and acc.get(cand) is not None else "")
     weights = "" if train.max_abs_weight_diff is None else f", weights by at most {train.max_abs_weight_diff:.2g}"
+    agreeing = f" with {after.argmax_agreement:.1%} of predictions agreeing" if after.classification else ""
     measured = (f"Over {train.steps} steps on identical batches the loss differed by at most "
                 f"{train.max_abs_loss_diff:.2g}{weights}; after training the outputs differ by at most "
-                f"{after.max_abs_error:.2g} with {after.argmax_agreement:.1%} of predictions agreeing.{acc_text}")
+                f"{after.max_abs_error:.2g}{agreeing}.{acc_text}")
     floor_text = ""
     if divergence is not None and floor is not None:
         floor_text = (f" The float32 noise floor (the same training with another summation order, kernel path, "

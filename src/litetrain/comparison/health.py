@@ -12,6 +12,7 @@ MIN_STEPS_FOR_LEARNING = 20
 EXPLODING_FACTOR = 100.0
 EXPLODING_ABSOLUTE = 1e3
 CHANCE_FACTOR = 1.5
+NON_FINITE_WEIGHTS = "weights are NaN or Inf after training"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +64,7 @@ def assess_health(
         if not all(np.all(np.isfinite(v)) for v in values):
             if "non-finite" not in flags:
                 flags.append("non-finite")
-            details.append("weights are NaN or Inf after training")
+            details.append(NON_FINITE_WEIGHTS)
         else:
             end = max(float(np.max(np.abs(v))) for v in values)
             if end > EXPLODING_ABSOLUTE and end > EXPLODING_FACTOR * max(start, 1e-6):

@@ -62,6 +62,22 @@ def argmax_agreement(candidate: np.ndarray, reference: np.ndarray) -> float:
     return float(np.mean((c > threshold) == (r > threshold)))
 
 
+def same_values(candidate: np.ndarray, reference: np.ndarray) -> bool:
+    """Equal element for element, NaN where the other has NaN included (a reproduced NaN is no difference)."""
+    c, r = np.asarray(candidate), np.asarray(reference)
+    if c.shape != r.shape:
+        return False
+    if np.issubdtype(c.dtype, np.inexact) and np.issubdtype(r.dtype, np.inexact):
+        return bool(np.array_equal(c, r, equal_nan=True))
+    return bool(np.array_equal(c, r))
+
+
+def all_finite(values: np.ndarray) -> bool:
+    """No NaN or Inf (non-float arrays always are)."""
+    a = np.asarray(values)
+    return not np.issubdtype(a.dtype, np.inexact) or bool(np.all(np.isfinite(a)))
+
+
 def scale(reference: np.ndarray) -> float:
     """Magnitude used by relative tolerances: the reference's largest absolute value."""
     return float(np.max(np.abs(reference))) if np.size(reference) else 0.0

@@ -7,7 +7,7 @@ import textwrap
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from litetrain.comparison.result import ComparisonResult
+    from litetrain.comparison.result import CheckpointCheck, ComparisonResult
 
 
 def _fmt(value: float | None, pct: bool = False) -> str:
@@ -34,10 +34,14 @@ def table_rows(result: ComparisonResult) -> list[tuple[str, str, str, str]]:
     rows.append(("test accuracy", _fmt(after.accuracy.get(ref), True), _fmt(after.accuracy.get(cand), True),
                  ""))
     rows.append(("largest output difference", "", "", _fmt(after.max_abs_error)))
-    rows.append(("argmax agreement", "", "", _fmt(after.argmax_agreement, True)))
+    if after.classification:
+        rows.append(("argmax agreement", "", "", _fmt(after.argmax_agreement, True)))
     rows.append(("train steps/s", _fmt(train.steps_per_second[ref]), _fmt(train.steps_per_second[cand]), ""))
+    broken = _non_finite_weights(result)
+    if broken:
+        rows.append(("weights after training", *("NaN/Inf" if n in broken else "finite" for n in (ref, cand)), ""))
     if result.checkpoint is not None:
-        rows.append(("checkpoint round trip", "", "", "exact" if result.checkpoint.roundtrip_exact else "DIFFERS"))
+        rows.append(("checkpoint round trip", "", "", _round_trip(result.checkpoint, cand in broken)))
     if result.noise_floor is not None and result.divergence is not None:
         rows.append(("noise floor: loss / weights", "", "", f"{_fmt(result.noise_floor['loss_floor_max'])} / "
                      f"{_fmt(result.divergence['floor'][-1])}"))
@@ -48,6 +52,24 @@ def table_rows(result: ComparisonResult) -> list[tuple[str, str, str, str]]:
         rows.append(("distance to float64 (weights)", _fmt(d[ref]["weight_distance_last"]),
                      _fmt(d[cand]["weight_distance_last"]), ""))
     return rows
+
+
+def _non_finite_weights(result: ComparisonResult) -> set[str]:
+    """The runners whose weights are NaN or Inf after training (from the health of each trajectory)."""
+    from litetrain.comparison.health import NON_FINITE_WEIGHTS
+
+    broken = {h["runner"] for h in result.health if NON_FINITE_WEIGHTS in h.get("details", ())}
+    if result.checkpoint is not None and result.checkpoint.non_finite_weights:
+        broken.add(list(result.train.loss)[1])
+    return broken
+
+
+def _round_trip(checkpoint: CheckpointCheck, non_finite: bool) -> str:
+    """NaN never equals NaN: a round trip of NaN/Inf weights judged by plain equality (no ``non_finite_weights``
+    recorded) is not called a difference; the weights have their own row."""
+    if checkpoint.roundtrip_exact:
+        return "exact"
+    return "not judged (NaN/Inf weights)" if non_finite and not checkpoint.non_finite_weights else "DIFFERS"
 
 
 def _census_line(result: ComparisonResult) -> str:

@@ -322,7 +322,8 @@ def export_inference_model(
     t0 = time.perf_counter()
     census = op_census(exported)
     candidate = _run_exported(exported, x, primary)
-    check = _compare(reference[primary], candidate, tol, enforced=mode is QuantMode.NONE)
+    check = _compare(reference[primary], candidate, tol, enforced=mode is QuantMode.NONE,
+                     classification=not _trained_for_regression(model_path))
     check.update(samples=int(len(x)), data=data_name, output=primary)
     timings["check_s"] = time.perf_counter() - t0
     if check["enforced"] and not check["within_tolerance"]:
@@ -365,7 +366,29 @@ def _run_exported(model: bytes, x: np.ndarray, primary: str) -> np.ndarray:
     return InferenceRunner(model).infer(x)
 
 
-def _compare(ref: np.ndarray, out: np.ndarray, tol: Tolerances, *, enforced: bool) -> dict[str, Any]:
+def _trained_for_regression(model_path: Path) -> bool:
+    """Whether the build.json next to the model names only regression losses (argmax agreement then means nothing).
+
+    A model without a readable build.json counts as a classifier: the line is shown, as before.
+    """
+    import json
+
+    from litetrain.config import Loss
+
+    try:
+        loss = json.loads((model_path.parent / "build.json").read_text())["settings"]["loss"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    if not isinstance(loss, dict):
+        return False
+    configs = [loss] if "name" in loss else list(loss.values())  # one loss, or one per output
+    names = [c.get("name") for c in configs if isinstance(c, dict)]
+    return bool(names) and all(n in (Loss.MSE.value, Loss.MAE.value) for n in names)
+
+
+def _compare(
+    ref: np.ndarray, out: np.ndarray, tol: Tolerances, *, enforced: bool, classification: bool = True
+) -> dict[str, Any]:
     """The check's figures (those of ``litetrain quantize``) and whether they are within ``tol``."""
     from litetrain.quantization.inference import compare_outputs
 
@@ -377,7 +400,7 @@ def _compare(ref: np.ndarray, out: np.ndarray, tol: Tolerances, *, enforced: boo
         "mean_abs_error": figures.mean_abs_error,
         "max_rel_error": figures.max_rel_error,
         "allowed": allowed,
-        "argmax_agreement": figures.argmax_agreement,
+        "argmax_agreement": figures.argmax_agreement if classification else None,
         "finite": finite,
         "within_tolerance": finite and figures.max_abs_error <= allowed,
         "enforced": enforced,
