@@ -31,14 +31,17 @@ class LitetrainError(Exception):
     Args:
         message: What went wrong, naming the received value.
         hint: What the user can do about it; printed on its own line.
+        detail: A tool's full output behind the message (the converter's MLIR diagnostics); the CLI prints it
+            only with ``--verbose``.
     """
 
     exit_code: ExitCode = ExitCode.USER_ERROR
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, hint: str | None = None, detail: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.detail = detail
 
     def __str__(self) -> str:
         if self.hint:

@@ -49,6 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"litetrain: error: {exc.message}", file=sys.stderr)
         if exc.hint:
             print(f"  what to do: {exc.hint}", file=sys.stderr)
+        if exc.detail:
+            print(exc.detail if getattr(args, "verbose", False)
+                  else "  (run again with --verbose for the converter's full output)", file=sys.stderr)
         return int(exc.exit_code)
     except KeyboardInterrupt:
         print("litetrain: interrupted", file=sys.stderr)

@@ -14,7 +14,7 @@ HELP = ("simulate a fleet of devices fine-tuning the TFLite model with federated
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("federate", help=HELP, description=HELP)
-    options.add_model_options(p)
+    options.add_model_options(p, verbose=False)
     options.add_batch_size(p)
     g = p.add_argument_group("federation")
     g.add_argument("--data", default="digits",
@@ -60,7 +60,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--cpus-per-client", type=float, default=None,
                    help="Ray CPUs per client (default 1: as many clients train at once as there are cores; with "
                    "fewer clients than that, each client actor gets more, so no actor sits idle)")
-    c.add_argument("--verbose", action="store_true", help="show Flower's and Ray's logs")
+    c.add_argument("--verbose", action="store_true", help="show Flower's and Ray's logs, and the converter's full diagnostics on a failed conversion")
     o = p.add_argument_group("verdict and output")
     o.add_argument("--atol", type=float, help="absolute tolerance for the global models (default 1e-05)")
     o.add_argument("--rtol", type=float, help="relative tolerance for the global models (default 0.0001)")

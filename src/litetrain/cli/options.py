@@ -19,7 +19,9 @@ from litetrain.config import (
 from litetrain.errors import UsageError
 
 
-def add_model_options(p: argparse.ArgumentParser) -> None:
+def add_model_options(p: argparse.ArgumentParser, *, verbose: bool = True) -> None:
+    """MODEL, loss, optimizer, --trainable and --select-tf-ops; ``verbose`` adds ``--verbose`` (a command that has
+    its own, such as federate's, passes False)."""
     g = p.add_argument_group("model, loss and optimizer")
     g.add_argument("model", metavar="MODEL",
                    help="a .keras file, a tf_keras .h5 or SavedModel folder, or a factory 'package.module:function'")
@@ -48,6 +50,9 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--select-tf-ops", action="store_true",
                    help="reproduce the 2021 recipe with select-TF (Flex) ops instead of builtin-only gradients; "
                    "current desktop interpreters cannot run such a model")
+    if verbose:
+        g.add_argument("--verbose", action="store_true",
+                       help="on a failed conversion, also print the converter's full diagnostics")
 
 
 def add_batch_size(p: argparse.ArgumentParser) -> None:

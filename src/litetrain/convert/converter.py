@@ -6,14 +6,17 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from litetrain._lazy import import_module
-from litetrain.errors import ConversionError, UnsupportedModelError
+from litetrain._lazy import import_module, quiet_native_output
+from litetrain.errors import ConversionError, LitetrainError, UnsupportedModelError
 
 # The converter's summary lines ("TF Select ops: A, B" / "Custom ops: C") and per-op errors name the ops; the
 # MLIR locations (fused["Op:", "scope/layer/.../Op@__inference_fn"]) name the name scope each op was traced in.
 _SUMMARY_RE = re.compile(r"^(TF Select ops|Custom ops): (.+)$", re.MULTILINE)
 _NEITHER_RE = re.compile(r"'tf\.(\w+)' op is neither a custom op nor a flex op")
 _OP_LOC_RE = re.compile(r'fused\["(\w+):",\s*"([^"@]+)(?:@[^"]*)?"\]')
+# A diagnostic names the failing op as 'tf.Op' and the traced function (hence the signature) as __inference_<fn>_N.
+_TF_OP_ERROR_RE = re.compile(r"'tf\.(\w+)' op (.+)$", re.MULTILINE)
+_SIGNATURE_RE = re.compile(r"__inference_(train_step|train|infer|save|restore)\w*?_\d+")
 
 
 def tflite_from_saved_model(
@@ -46,14 +49,17 @@ def tflite_from_saved_model(
     # Variables live in the model as resource variables shared by all signatures; without this they are frozen.
     converter.experimental_enable_resource_variables = True
     try:
-        return bytes(converter.convert())
+        with quiet_native_output():  # the converter prints its MLIR diagnostics; the exception carries them too
+            return bytes(converter.convert())
     except Exception as exc:
-        raise _conversion_error(exc, layer_names, suffixed_scopes, select_tf_ops) from exc
+        error = _conversion_error(exc, layer_names, suffixed_scopes, select_tf_ops)
+        error.detail = str(exc).strip() or None
+        raise error from exc
 
 
 def _conversion_error(
     exc: Exception, layer_names: Sequence[str] = (), suffixed_scopes: bool = False, select_tf_ops: bool = False
-) -> Exception:
+) -> LitetrainError:
     text = str(exc)
     flex: list[str] = []
     custom: list[str] = []
@@ -63,8 +69,7 @@ def _conversion_error(
                                     or "Select TensorFlow op" in text or "failed to legalize operation" in text):
         flex = _NEITHER_RE.findall(text)
     if not flex and not custom:
-        first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-        return ConversionError(f"TFLite conversion failed: {first[:600]}")
+        return _other_failure(text, type(exc).__name__, layer_names, suffixed_scopes)
     ops = sorted(set(flex) | set(custom))
     described, layers, forward = [], [], False
     for op in ops:
@@ -107,3 +112,35 @@ def _layer_of(part: str, layer_names: Sequence[str], suffixed: bool) -> str | No
     with_suffix = [n for n in layer_names if re.fullmatch(re.escape(n) + r"_\d+", part)]
     best_suffix = max(with_suffix, key=len) if with_suffix else None
     return (best_suffix or exact) if suffixed else (exact or best_suffix)
+
+
+def _other_failure(text: str, kind: str, layer_names: Sequence[str], suffixed: bool) -> LitetrainError:
+    """One line for a failure that is not a missing op: the op, its layer and signature, and what to do."""
+    found = _TF_OP_ERROR_RE.search(text)
+    if found is None:
+        lines = [line.strip() for line in text.splitlines() if line.strip() and "loc(" not in line]
+        return ConversionError(
+            f"TFLite conversion failed ({kind}): {(lines[0] if lines else 'no message')[:300]}",
+            hint="Run again with --verbose for the converter's full output, and report the model to litetrain.",
+        )
+    op, reason = found.group(1), found.group(2).strip().rstrip(".")
+    scopes = [scope for name, scope in _OP_LOC_RE.findall(text) if name == op]
+    where = _where(scopes[0], layer_names, suffixed)[0] if scopes else "the model"
+    signature = _SIGNATURE_RE.search(text)
+    in_signature = f" of the {signature.group(1).replace('train_step', 'train')} signature" if signature else ""
+    return UnsupportedModelError(
+        f"TFLite cannot convert {op} in {where}{in_signature}: {reason[:200]}.",
+        hint=_hint_for(op, reason),
+    )
+
+
+def _hint_for(op: str, reason: str) -> str:
+    if op.startswith("TensorList") or "element_shape" in reason:
+        return ("A loop over a TensorList (a recurrent layer's, or a tf.while_loop/TensorArray in a custom layer) "
+                "needs static shapes: give keras.Input a full shape including the sequence length, or write the "
+                "loop over a fixed number of steps.")
+    if "shape" in reason or "dynamic" in reason:
+        return ("Give keras.Input a full static shape (every dimension but the batch), and avoid layers that "
+                "compute shapes at run time.")
+    return (f"Replace or freeze (--trainable) the layer that uses {op}; run again with --verbose for the "
+            "converter's full output.")
