@@ -112,6 +112,7 @@ def check(
         "variables": [v.to_json() for v in result.variables],
         "frozen_layers": list(module.frozen_layers),
         "rewritten_gradients": list(result.rewritten_gradients),
+        "adaptations": list(result.adaptations),
         "verification": result.verification.to_json() if result.verification else None,
     }
     settings = {

@@ -40,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
           f"({sum(v.size_bytes for v in result.variables) / 1024:.1f} KiB)")
     if result.rewritten_gradients:
         print(f"builtin-only gradients for: {', '.join(result.rewritten_gradients)}")
+    for adaptation in result.adaptations:
+        print(f"adapted: {adaptation}")
     if census.flex:
         print("note: this model needs the select-TF-ops library on the phone, and current desktop interpreters "
               "(ai-edge-litert, tf.lite) cannot run it.")

@@ -25,7 +25,7 @@ from litetrain.convert.verify import Verification, verify_conversion
 from litetrain.errors import UsageError
 from litetrain.trainable.keras_objects import resolve_loss, resolve_optimizer
 from litetrain.trainable.loaders import Framework, LoadedModel, load_model
-from litetrain.trainable.module import SIGNATURE_KEYS, TRAIN, TrainableModule, VariableInfo
+from litetrain.trainable.module import SIGNATURE_KEYS, TrainableModule, VariableInfo
 
 SCHEMA_VERSION = "1.0"
 
@@ -41,6 +41,7 @@ class BuildResult:
     loaded: LoadedModel
     settings: dict[str, Any]
     rewritten_gradients: tuple[str, ...]
+    adaptations: tuple[str, ...]
     verification: Verification | None
     timings: dict[str, float]
     output_dir: Path | None = None
@@ -78,6 +79,7 @@ class BuildResult:
             "variables_size_bytes": sum(v.size_bytes for v in self.variables),
             "frozen_layers": list(self.module.frozen_layers),
             "rewritten_gradients": list(self.rewritten_gradients),
+            "adaptations": list(self.adaptations),
             "verification": self.verification.to_json() if self.verification else None,
             "timings_s": self.timings,
         }
@@ -144,16 +146,11 @@ def build(
     tol = tolerances or Tolerances()
 
     t0 = time.perf_counter()
-    module = TrainableModule(loaded, loss_cfg, opt_cfg, batch_size, trainable)
-    from litetrain.trainable.gradients import REWRITES, builtin_gradients
+    from litetrain.trainable.recurrent import unroll_recurrent_layers
 
-    if select_tf_ops:
-        functions = module.concrete_functions(path_checkpoints=True)
-    else:
-        with builtin_gradients():
-            functions = module.concrete_functions()
-    forward_ops = {op.type for op in functions[TRAIN].graph.get_operations()}
-    rewritten = tuple(sorted(forward_ops & set(REWRITES)))
+    adaptations = tuple(u.describe() for u in unroll_recurrent_layers(loaded.model))
+    module = TrainableModule(loaded, loss_cfg, opt_cfg, batch_size, trainable)
+    functions, rewritten = _trace(module, select_tf_ops)
     timings["trace_s"] = time.perf_counter() - t0
 
     out_dir = Path(output_dir) if output_dir is not None else None
@@ -186,11 +183,24 @@ def build(
             "trainable": trainable.describe(),
             "select_tf_ops": select_tf_ops,
         }
-        result = BuildResult(module, tflite, census, loaded, settings, rewritten, verification, timings, out_dir)
+        result = BuildResult(
+            module, tflite, census, loaded, settings, rewritten, adaptations, verification, timings, out_dir
+        )
         if staged is not None:
             (staged / "model.tflite").write_bytes(tflite)
             atomic_write_bytes(staged / "build.json", json.dumps(result.to_json(), indent=2).encode())
     return result
+
+
+def _trace(module: TrainableModule, select_tf_ops: bool) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The four concrete functions, and the forward ops whose gradients were rewritten to builtin ops."""
+    from litetrain.trainable.gradients import builtin_gradients
+
+    if select_tf_ops:
+        return module.concrete_functions(path_checkpoints=True), ()
+    with builtin_gradients() as rewritten:
+        functions = module.concrete_functions()
+    return functions, tuple(sorted(rewritten))
 
 
 def _verify(module: TrainableModule, tflite: bytes, sample_x: np.ndarray | None, tol: Tolerances) -> Verification:
