@@ -108,3 +108,20 @@ def test_float64_twin_of_a_module_infers_like_the_float32_model():
     got = next(iter(twin.infer(x[:8]).values()))
     expected = np.asarray(model(x[:8]))
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5 * np.max(np.abs(expected)))
+
+
+def test_attention_and_operations_are_cloned_and_checked():
+    import keras
+
+    # MultiHeadAttention takes query and value as two arguments, and `h + inp` is a Keras operation, not a layer.
+    inp = keras.Input((6, 8))
+    h = keras.layers.MultiHeadAttention(2, 4, name="mha")(inp, inp)
+    h = keras.layers.LayerNormalization(name="ln")(h + inp)
+    model = keras.Model(inp, keras.layers.Dense(3, name="head")(keras.layers.GlobalAveragePooling1D()(h)))
+    clone = float64_model(model, Framework.KERAS3)
+
+    x = np.random.default_rng(0).standard_normal((4, 6, 8)).astype("float32")
+    expected = np.asarray(model(x))
+    got = np.asarray(clone(x.astype(np.float64)))
+    assert got.dtype == np.float64 and clone.get_layer("mha").dtype == "float64"
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5 * np.max(np.abs(expected)))
