@@ -21,9 +21,16 @@ import numpy as np
 
 from litetrain.config import LossConfig, OptimizerConfig, Tolerances, TrainableSpec
 from litetrain.data.dataset import Dataset, load_dataset
-from litetrain.errors import ConversionError, LitetrainError, UsageError
+from litetrain.errors import UsageError
+from litetrain.quantization.failures import MODE_ERRORS, ModeFailure, Stage, mode_failure
 from litetrain.quantization.modes import QuantMode, parse_modes
-from litetrain.quantization.recommend import DEFAULT_MAX_ACCURACY_DROP, recommend, within_budget
+from litetrain.quantization.recommend import (
+    DEFAULT_MAX_ACCURACY_DROP,
+    chance_level,
+    excluded_because,
+    recommend,
+    within_budget,
+)
 from litetrain.quantization.result import ModeReport, QuantizeResult, Status
 
 DEFAULT_STEPS = 100
@@ -221,7 +228,7 @@ class _Job:
             representative=rep.describe(),
             settings=settings,
             modes=reports,
-            recommendation=recommend(reports, self.budget, trainable=False),
+            recommendation=recommend(reports, self.budget, trainable=False, chance=_chance(fitted)),
             deploy=None,
             deploy_recommendation=None,
             notes=tuple(self.notes),
@@ -230,56 +237,98 @@ class _Job:
         )
 
     def inference_modes(self, tmp: Path, model: Any, fitted: Any, reference: np.ndarray, from_logits: bool | None,
-                        rep: Any, prefix: str = "") -> dict[str, ModeReport]:
-        """Exports ``infer`` with the model's current weights and measures every mode of it."""
-        from litetrain.quantization.conversion import convert_saved_model
-        from litetrain.quantization.inference import (
-            INFER,
-            InferenceRunner,
-            compare_outputs,
-            latency_us,
-            save_inference_model,
-        )
-        from litetrain.quantization.layers import layer_errors, selective_int8
+                        rep: Any, prefix: str = "", label: str = "inference") -> dict[str, ModeReport]:
+        """Exports ``infer`` with the model's current weights and measures every mode of it.
+
+        A mode that the converter cannot build or the interpreter cannot run is a ``failed`` row naming ``label``
+        (``inference`` or ``deploy``); the other modes are measured all the same.
+        """
+        from litetrain.quantization.inference import save_inference_model
 
         with _timed(self.timings, "export_s"):
             sm_dir = save_inference_model(model, self.loaded.framework, tmp / f"{prefix}inference")
         calibration = rep.infer_samples()
-        names = [layer.name for layer in model.layers]
-        probe = fitted.x_test[:LAYER_PROBE_SAMPLES]
-        accuracy = fitted.accuracy if fitted.test_labels is not None else None
-        converted: dict[QuantMode, bytes] = {}
-        with _timed(self.timings, "convert_s"):
-            for mode in self.modes:
-                converted[mode] = convert_saved_model(sm_dir, [INFER], mode, calibration, resource_variables=False)
-        float_model = converted[QuantMode.NONE]
+        converted = self._convert_inference(sm_dir, calibration, label)
+        float_model = converted.get(QuantMode.NONE)
+        float_model = float_model if isinstance(float_model, bytes) else None
+        float_size = len(float_model) if float_model is not None else None
+        probe = _InferenceProbe(fitted, reference, from_logits, [layer.name for layer in model.layers], sm_dir,
+                                calibration, float_model)
         reports: dict[str, ModeReport] = {}
         for mode, content in converted.items():
+            if isinstance(content, ModeFailure):
+                reports[mode.value] = _failed_report(mode, "inference", content, None, float_size)
+                continue
             self.models[f"{prefix}inference_{mode.value}.tflite"] = content
-            with _timed(self.timings, "measure_s"):
-                figures = compare_outputs(InferenceRunner(content).infer(fitted.x_test), reference, accuracy,
-                                          from_logits)
-                latency = latency_us(content, fitted.x_test[:1])
-            layers: tuple[Any, ...] = ()
-            if self.per_layer and mode is not QuantMode.NONE:
-                with _timed(self.timings, "per_layer_s"):
-                    layers = tuple(layer_errors(float_model, content, probe, names))
-            report = ModeReport(mode, "inference", Status.MEASURED, len(content), len(float_model), figures, latency,
-                                None, _inference_note(mode), layers=layers)
-            if (self.per_layer and mode is QuantMode.INT8 and not within_budget(report, self.budget)
-                    and accuracy is not None):
-                def evaluate(candidate: bytes) -> tuple[float | None, float | None]:
-                    f = compare_outputs(InferenceRunner(candidate).infer(fitted.x_test), reference, accuracy,
-                                        from_logits)
-                    return f.accuracy, f.accuracy_drop
-
-                with _timed(self.timings, "selective_s"):
-                    sel = selective_int8(str(sm_dir), calibration, float_model, probe, evaluate, self.budget, names)
-                if sel.kept_in_float:
-                    self.models[f"{prefix}inference_int8_selective.tflite"] = sel.model
-                report = dataclasses.replace(report, selective=sel)
-            reports[mode.value] = report
+            try:
+                reports[mode.value] = self._measure_inference(mode, content, probe, prefix)
+            except MODE_ERRORS as exc:
+                failure = mode_failure(exc, model=label, stage=Stage.INTERPRETER)
+                reports[mode.value] = _failed_report(mode, "inference", failure, len(content), float_size)
         return reports
+
+    def _convert_inference(self, sm_dir: Path, calibration: Any, label: str) -> dict[QuantMode, bytes | ModeFailure]:
+        from litetrain.quantization.conversion import convert_saved_model
+        from litetrain.quantization.inference import INFER
+
+        converted: dict[QuantMode, bytes | ModeFailure] = {}
+        with _timed(self.timings, "convert_s"):
+            for mode in self.modes:
+                try:
+                    converted[mode] = convert_saved_model(sm_dir, [INFER], mode, calibration,
+                                                          resource_variables=False)
+                except MODE_ERRORS as exc:
+                    converted[mode] = mode_failure(exc, model=label, stage=Stage.CONVERSION)
+        return converted
+
+    def _measure_inference(self, mode: QuantMode, content: bytes, probe: _InferenceProbe, prefix: str) -> ModeReport:
+        """Error, accuracy, latency and per-layer error of one converted inference model (selective int8 too)."""
+        from litetrain.quantization.inference import InferenceRunner, compare_outputs, latency_us
+        from litetrain.quantization.layers import layer_errors
+
+        fitted = probe.fitted
+        with _timed(self.timings, "measure_s"):
+            figures = compare_outputs(InferenceRunner(content).infer(fitted.x_test), probe.reference, probe.accuracy,
+                                      probe.from_logits)
+            latency = latency_us(content, fitted.x_test[:1])
+        float_size = len(probe.float_model) if probe.float_model is not None else None
+        report = ModeReport(mode, "inference", Status.MEASURED, len(content), float_size, figures, latency,
+                            None, _inference_note(mode))
+        if not self.per_layer or mode is QuantMode.NONE or probe.float_model is None:
+            return report
+        try:
+            with _timed(self.timings, "per_layer_s"):
+                layers = tuple(layer_errors(probe.float_model, content, fitted.x_test[:LAYER_PROBE_SAMPLES],
+                                            probe.names))
+        except MODE_ERRORS as exc:
+            reason = mode_failure(exc, model="inference", stage=Stage.INTERPRETER).reason
+            return dataclasses.replace(report, note=f"{report.note}; per-layer error unavailable: {reason}")
+        report = dataclasses.replace(report, layers=layers)
+        if mode is QuantMode.INT8 and not within_budget(report, self.budget) and probe.accuracy is not None:
+            report = self._selective(report, probe, prefix)
+        return report
+
+    def _selective(self, report: ModeReport, probe: _InferenceProbe, prefix: str) -> ModeReport:
+        """int8 with the worst layers kept in float until the budget is met (its failure is a note, not a row)."""
+        from litetrain.quantization.inference import InferenceRunner, compare_outputs
+        from litetrain.quantization.layers import selective_int8
+
+        def evaluate(candidate: bytes) -> tuple[float | None, float | None]:
+            f = compare_outputs(InferenceRunner(candidate).infer(probe.fitted.x_test), probe.reference,
+                                probe.accuracy, probe.from_logits)
+            return f.accuracy, f.accuracy_drop
+
+        assert probe.float_model is not None
+        try:
+            with _timed(self.timings, "selective_s"):
+                sel = selective_int8(str(probe.sm_dir), probe.calibration, probe.float_model,
+                                     probe.fitted.x_test[:LAYER_PROBE_SAMPLES], evaluate, self.budget, probe.names)
+        except MODE_ERRORS as exc:
+            reason = mode_failure(exc, model="inference", stage=Stage.CONVERSION).reason
+            return dataclasses.replace(report, note=f"{report.note}; selective int8 failed: {reason}")
+        if sel.kept_in_float:
+            self.models[f"{prefix}inference_int8_selective.tflite"] = sel.model
+        return dataclasses.replace(report, selective=sel)
 
     # -- trainable models ---------------------------------------------------------------------------------
     def trainable(self, tmp: Path, representative: Any, samples: int | None, loss: LossConfig | None,
@@ -287,12 +336,10 @@ class _Job:
                   allow_untrainable: bool, noise_floor: bool, settings: dict[str, Any]) -> QuantizeResult:
         from litetrain.data.batching import plan_batches
         from litetrain.data.fit import fit_to_model
-        from litetrain.quantization.conversion import convert_saved_model, same_content
         from litetrain.quantization.representative import load_representative
         from litetrain.runtime.base import TensorInfo
         from litetrain.runtime.tensorflow import TensorflowModuleRunner
         from litetrain.trainable.builder import build
-        from litetrain.trainable.module import SIGNATURE_KEYS
 
         with _timed(self.timings, "build_s"):
             built = build(self.loaded.model, loss=loss, optimizer=optimizer, batch_size=batch_size,
@@ -311,47 +358,15 @@ class _Job:
         sm_dir = tmp / "trainable" / "saved_model"
         reports: dict[str, ModeReport] = {}
         trained: dict[str, np.ndarray] | None = None
+        run = _TrainableRun(module, built, reference, fitted, plan, noise_floor, initial, sm_dir, calibration,
+                            float_model)
         for mode in self.modes:
             if mode.quantizes_activations and not allow_untrainable:
                 reports[mode.value] = ModeReport(mode, "trainable", Status.REFUSED, None, len(float_model), None,
-                                                 None, False, REFUSED_REASON.format(mode=mode.value, measured=REFUSED_MEASURED.get(mode, "")))
+                                                 None, False, REFUSED_REASON.format(
+                                                     mode=mode.value, measured=REFUSED_MEASURED.get(mode, "")))
                 continue
-            if mode is QuantMode.NONE:
-                content = float_model
-            else:
-                try:
-                    with _timed(self.timings, "convert_s"):
-                        content = convert_saved_model(sm_dir, SIGNATURE_KEYS, mode, calibration,
-                                                      resource_variables=True, float_model=float_model)
-                except ConversionError as exc:
-                    if not mode.quantizes_activations:
-                        raise
-                    # Asked for with --allow-untrainable: a converter that cannot build it is the answer.
-                    reports[mode.value] = ModeReport(mode, "trainable", Status.FAILED, None, len(float_model), None,
-                                                     None, False, f"the converter cannot build it: {exc.message}")
-                    continue
-            self.models[f"trainable_{mode.value}.tflite"] = content
-            if mode is QuantMode.DYNAMIC and same_content(content, float_model) and "none" in reports:
-                base = reports["none"]
-                reports[mode.value] = dataclasses.replace(
-                    base, mode=mode, status=Status.NO_OP,
-                    note="no-op: dynamic range quantizes constant weights only, and every weight of this model is a "
-                         "trainable variable, so the file is identical to float32 (except the converter's metadata); "
-                         "freeze layers (--trainable last:N) to quantize them")
-                continue
-            module.set_weights(initial)  # every mode's twins start from the same weights
-            try:
-                with _timed(self.timings, "twin_training_s"):
-                    report, weights = self._twin_report(mode, content, float_model, reference, module, built,
-                                                        fitted, plan, noise_floor, initial)
-            except LitetrainError as exc:
-                if not mode.quantizes_activations:
-                    raise
-                # e.g. Adam's update divides by a tensor that int8 rounds to zero: the interpreter stops.
-                reports[mode.value] = ModeReport(
-                    mode, "trainable", Status.FAILED, len(content), len(float_model), None, None, False,
-                    f"built because --allow-untrainable was given; training it fails: {exc.message}")
-                continue
+            report, weights = self._trainable_mode(mode, run, reports.get("none"))
             if mode is QuantMode.NONE:
                 trained = weights
             reports[mode.value] = report
@@ -361,7 +376,17 @@ class _Job:
             module.set_weights(trained)
             reference_out = reference.infer(fitted.x_test)[reference.primary_output]
             deploy = self.inference_modes(tmp, module.model, fitted, reference_out, module.loss_config.from_logits,
-                                          rep, prefix="deploy_")
+                                          rep, prefix="deploy_", label="deploy")
+        elif "none" in reports:
+            self.notes.append("The float32 trainable model could not be trained in TFLite (its row says why), so there "
+                              "are no trained weights to export: the deploy section was skipped.")
+        recommendation = recommend(reports, self.budget, trainable=True, chance=_chance(fitted))
+        if recommendation is None:
+            excluded = [f"{r.mode.value} ({why})" for r in reports.values() if r.has_figures
+                        and (why := excluded_because(r, trainable=True))]
+            if excluded:
+                self.notes.append("No trainable mode is recommended: a mode whose twin verdict is inconsistent or "
+                                  f"unhealthy, or that does not train, is never recommended: {', '.join(excluded)}.")
         info = self._model_info("trainable", reports)
         info.update({"trainable": built.settings["trainable"], "frozen_layers": list(module.frozen_layers),
                      "variables_size_bytes": sum(v.size_bytes for v in built.variables)})
@@ -371,16 +396,60 @@ class _Job:
             representative=rep.describe(),
             settings={**settings, **built.settings, "steps": plan.steps, "data": self.dataset.name},
             modes=reports,
-            recommendation=recommend(reports, self.budget, trainable=True),
+            recommendation=recommendation,
             deploy=deploy,
-            deploy_recommendation=recommend(deploy, self.budget, trainable=False) if deploy else None,
+            deploy_recommendation=(recommend(deploy, self.budget, trainable=False, chance=_chance(fitted))
+                                   if deploy else None),
             notes=tuple(self.notes),
             environment=_environment(),
             timings=self.timings,
         )
 
-    def _twin_report(self, mode: QuantMode, content: bytes, float_model: bytes, reference: Any, module: Any,
-                     built: Any, fitted: Any, plan: Any, noise_floor: bool, initial: dict[str, np.ndarray],
+    def _trainable_mode(self, mode: QuantMode, run: _TrainableRun, float_report: ModeReport | None,
+                        ) -> tuple[ModeReport, dict[str, Any] | None]:
+        """Converts, loads and twin-trains one mode of the trainable model; a failing step makes a ``failed`` row."""
+        from litetrain.quantization.conversion import convert_saved_model, same_content
+        from litetrain.runtime.litert import LiteRTRunner
+        from litetrain.trainable.module import SIGNATURE_KEYS
+
+        float_size = len(run.float_model)
+        asked = "built because --allow-untrainable was given; " if mode.quantizes_activations else ""
+        content = run.float_model
+        if mode is not QuantMode.NONE:
+            try:
+                with _timed(self.timings, "convert_s"):
+                    content = convert_saved_model(run.sm_dir, SIGNATURE_KEYS, mode, run.calibration,
+                                                  resource_variables=True, float_model=run.float_model)
+            except MODE_ERRORS as exc:
+                # With --allow-untrainable a converter that cannot build an int8/int16x8 train graph is the answer.
+                failure = mode_failure(exc, model="trainable", stage=Stage.CONVERSION)
+                return _failed_report(mode, "trainable", failure, None, float_size,
+                                      note=f"the converter cannot build it: {failure.reason}"), None
+        self.models[f"trainable_{mode.value}.tflite"] = content
+        if (mode is QuantMode.DYNAMIC and float_report is not None and float_report.has_figures
+                and same_content(content, run.float_model)):
+            return dataclasses.replace(
+                float_report, mode=mode, status=Status.NO_OP,
+                note="no-op: dynamic range quantizes constant weights only, and every weight of this model is a "
+                     "trainable variable, so the file is identical to float32 (except the converter's metadata); "
+                     "freeze layers (--trainable last:N) to quantize them"), None
+        try:
+            candidate = LiteRTRunner(content)
+        except MODE_ERRORS as exc:
+            failure = mode_failure(exc, model="trainable", stage=Stage.INTERPRETER)
+            return _failed_report(mode, "trainable", failure, len(content), float_size,
+                                  note=f"{asked}the interpreter cannot load it: {failure.reason}"), None
+        run.module.set_weights(run.initial)  # every mode's twins start from the same weights
+        try:
+            with _timed(self.timings, "twin_training_s"):
+                return self._twin_report(mode, content, candidate, run)
+        except MODE_ERRORS as exc:
+            # e.g. Adam's update divides by a tensor that int8 rounds to zero: the interpreter stops.
+            failure = mode_failure(exc, model="trainable", stage=Stage.TRAINING)
+            return _failed_report(mode, "trainable", failure, len(content), float_size,
+                                  note=f"{asked}training it fails: {failure.reason}"), None
+
+    def _twin_report(self, mode: QuantMode, content: bytes, candidate: Any, run: _TrainableRun,
                      ) -> tuple[ModeReport, dict[str, Any]]:
         """Trains the quantized model next to float32 TensorFlow (the comparison session) and summarizes it."""
         from litetrain.comparison.noise import standard_perturbations
@@ -388,13 +457,13 @@ class _Job:
         from litetrain.quantization.inference import InferenceFigures, latency_us
         from litetrain.runtime.litert import LiteRTRunner
 
-        candidate = LiteRTRunner(content)
+        module, built, reference, fitted, plan = run.module, run.built, run.reference, run.fitted, run.plan
         factory: Callable[..., Any] = lambda **kw: LiteRTRunner(content, **kw)  # noqa: E731
         weight_names = {v.name for v in built.variables if v.role == "weight"}
         twins = Twins(
             reference=reference, candidate=candidate, fresh_candidate=factory, weight_names=weight_names,
             layer_of={v.name: v.path.split("/")[-2] if "/" in v.path else v.path for v in built.variables},
-            perturbations=standard_perturbations(reference, factory, weight_names) if noise_floor else [],
+            perturbations=standard_perturbations(reference, factory, weight_names) if run.noise_floor else [],
         )
         comp = run_comparison(
             kind="quantize", twins=twins, data=fitted, plan=plan, tol=Tolerances(),
@@ -415,7 +484,7 @@ class _Job:
         if not comp.initial_weights.get("identical", True):
             # The comparison starts both twins from identical weights; a phone starts from the file's own
             # (e.g. float16-rounded) values, so train once more from those to report the drift a user gets.
-            figures, own_start = self._train_from_file(content, reference, module, fitted, plan, initial)
+            figures, own_start = self._train_from_file(content, reference, module, fitted, plan, run.initial)
         training = {
             "verdict": comp.verdict.value,
             "explanation": comp.explanation,
@@ -445,7 +514,7 @@ class _Job:
                     + (f"measured: it does NOT train like float32 ({_training_failure(health, learned)}; verdict "
                        f"{comp.verdict.value})" if not trains else "measured: it still learns"))
         latency = latency_us(content, fitted.x_test[:1])
-        report = ModeReport(mode, "trainable", Status.MEASURED, len(content), len(float_model), figures, latency,
+        report = ModeReport(mode, "trainable", Status.MEASURED, len(content), len(run.float_model), figures, latency,
                             trains, note, training=training)
         return report, candidate.get_weights()
 
@@ -476,6 +545,57 @@ class _Job:
         base = reports.get("none")
         return {"source": self.loaded.source, "framework": self.loaded.framework.value, "kind": kind,
                 "float32_size_bytes": base.size_bytes if base else None}
+
+
+@dataclasses.dataclass(frozen=True)
+class _InferenceProbe:
+    """What measuring one inference model needs: held-out data, float32 outputs, the float32 .tflite."""
+
+    fitted: Any
+    reference: np.ndarray
+    from_logits: bool | None
+    names: list[str]
+    sm_dir: Path
+    calibration: Any
+    float_model: bytes | None  # None when the float32 conversion itself failed
+
+    @property
+    def accuracy(self) -> Any:
+        return self.fitted.accuracy if self.fitted.test_labels is not None else None
+
+
+@dataclasses.dataclass(frozen=True)
+class _TrainableRun:
+    """What every mode of a trainable model shares: the module, its float32 twin, data, plan and calibration."""
+
+    module: Any
+    built: Any
+    reference: Any
+    fitted: Any
+    plan: Any
+    noise_floor: bool
+    initial: dict[str, np.ndarray]
+    sm_dir: Path
+    calibration: Any
+    float_model: bytes
+
+
+def _failed_report(mode: QuantMode, kind: str, failure: ModeFailure, size: int | None, float_size: int | None,
+                   note: str | None = None) -> ModeReport:
+    """The row of a mode that could not be built, loaded or trained (no figures; ``failure`` says why)."""
+    trains = False if kind == "trainable" else None
+    what = {Stage.CONVERSION: "the converter cannot build it", Stage.INTERPRETER: "the interpreter cannot run it",
+            Stage.TRAINING: "training it fails"}[failure.stage]
+    return ModeReport(mode, kind, Status.FAILED, size, float_size, None, None, trains,
+                      note or f"{what}: {failure.reason}", failure=failure)
+
+
+def _chance(fitted: Any) -> float | None:
+    """The held-out accuracy of guessing (None for regression)."""
+    from litetrain.data.fit import TaskKind
+
+    classes = fitted.num_classes or (2 if fitted.task is TaskKind.BINARY else None)
+    return chance_level(classes, fitted.test_labels) if fitted.test_labels is not None else None
 
 
 MIN_LEARNING_RATIO = 0.5

@@ -39,9 +39,13 @@ def _table(rows: list[tuple[str, ...]], right: set[int]) -> list[str]:
 
 
 def _mode_rows(reports: dict[str, ModeReport], trainable: bool) -> tuple[list[str], list[str]]:
-    head = ("mode", "size", "ratio", "max|err|", "mean|err|", "argmax", "accuracy", "latency")
+    head: tuple[str, ...] = ("mode", "size", "ratio", "max|err|", "mean|err|", "argmax", "accuracy", "latency")
+    # A trainable table shows a row's status in its verdict column; an inference table needs one when a row failed.
+    status = not trainable and any(r.status != "measured" for r in reports.values())
     if trainable:
         head = (*head, "trains", "verdict")
+    elif status:
+        head = (*head, "status")
     rows: list[tuple[str, ...]] = [head]
     footnotes: list[str] = []
     for name, r in reports.items():
@@ -56,14 +60,19 @@ def _mode_rows(reports: dict[str, ModeReport], trainable: bool) -> tuple[list[st
             trains = {True: "yes", False: "NO", None: "-"}[r.trains]
             verdict = r.status if r.status != "measured" else (r.training or {}).get("verdict", "-")
             row = (*row, trains, verdict)
+        elif status:
+            row = (*row, r.status)
         rows.append(row)
-        if r.status != "measured" or r.mode.value != "none":
+        if r.failure is not None:
+            footnotes.append(r.failure.line(name))
+        elif r.status != "measured" or r.mode.value != "none":
             footnotes.append(f"{name}: {r.note}")
         if r.selective is not None:
             s = r.selective
             label = f"{name}+float {len(s.kept_in_float)}"
-            rows.append((label, _size(s.size_bytes), f"{s.size_bytes / r.float32_size_bytes:.2f}", "", "", "",
-                         _pct(s.accuracy), "", *(("", "") if trainable else ())))
+            ratio = f"{s.size_bytes / r.float32_size_bytes:.2f}" if r.float32_size_bytes else "-"
+            rows.append((label, _size(s.size_bytes), ratio, "", "", "", _pct(s.accuracy), "",
+                         *(("", "") if trainable else ("",) if status else ())))
             kept = ", ".join(str(layer or tensor) for layer, tensor in zip(s.layers, s.kept_in_float, strict=True))
             footnotes.append(f"{label}: int8 with layer(s) {kept} kept in float (selective quantization, "
                              f"{'meets' if s.met_budget else 'does NOT meet'} the budget)")
@@ -92,8 +101,11 @@ def _recommendation(label: str, rec: dict[str, Any] | None) -> list[str]:
         return [f"{label}: none (nothing measured meets the budget)"]
     acc = "" if rec.get("accuracy") is None else (
         f", accuracy {_pct(rec['accuracy'])} ({(rec['accuracy_drop'] or 0) * -100:+.1f} pp)")
-    return [f"{label}: {rec['label']} ({_size(rec['size_bytes'])}, {rec['size_ratio']:.2f}x float32{acc}): "
-            f"{rec['reason']}"]
+    ratio = "" if rec.get("size_ratio") is None else f", {rec['size_ratio']:.2f}x float32"
+    lines = [f"{label}: {rec['label']} ({_size(rec['size_bytes'])}{ratio}{acc}): {rec['reason']}"]
+    for warning in rec.get("warnings") or ():
+        lines += textwrap.wrap(warning, 108, initial_indent="  WARNING: ", subsequent_indent="    ")
+    return lines
 
 
 def render_quantize(result: QuantizeResult) -> str:
@@ -117,7 +129,7 @@ def render_quantize(result: QuantizeResult) -> str:
     if result.deploy:
         table, notes = _mode_rows(result.deploy, False)
         lines += ["", "deploy: inference model exported from the weights after on-device training:", *table]
-        lines += [line for n in notes if "selective" in n
+        lines += [line for n in notes if "selective" in n or " failed " in n
                   for line in textwrap.wrap(n, 108, initial_indent="  * ", subsequent_indent="    ")]
     budget = float(s.get("max_accuracy_drop_percentage_points") or 1.0) / 100
     lines += _worst_layers(result.deploy if result.deploy else result.modes, budget)

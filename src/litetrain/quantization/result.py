@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from litetrain._io import json_safe, save_json
+from litetrain.quantization.failures import ModeFailure
 from litetrain.quantization.inference import InferenceFigures
 from litetrain.quantization.layers import LayerError, SelectiveResult
 from litetrain.quantization.modes import QuantMode
@@ -32,18 +33,21 @@ class ModeReport:
     Attributes:
         kind: ``trainable`` (train/infer/save/restore quantized together) or ``inference`` (``infer`` only).
         status: ``measured``, ``no-op`` (identical to float32, figures copied) ``refused`` (not built) or ``failed``
-            (the converter could not build it; ``note`` says why).
+            (the converter could not build it, or the interpreter could not run it, or it could not train;
+            ``failure`` says which and why).
         inference: Outputs against float32 TensorFlow on held-out data; for a trainable model, after both were
             trained on identical batches.
         trains: Whether training the quantized model works (None for inference models; False when refused).
         training: The twin comparison's figures and verdict (trainable models).
+        failure: For ``failed``: the model, the step and the one-line reason (the full error in its ``detail``).
+        float32_size_bytes: None only when the float32 conversion itself failed.
     """
 
     mode: QuantMode
     kind: str
     status: str
     size_bytes: int | None
-    float32_size_bytes: int
+    float32_size_bytes: int | None
     inference: InferenceFigures | None
     latency_us: float | None
     trains: bool | None
@@ -51,10 +55,18 @@ class ModeReport:
     training: dict[str, Any] | None = None
     layers: tuple[LayerError, ...] = ()
     selective: SelectiveResult | None = None
+    failure: ModeFailure | None = None
 
     @property
     def size_ratio(self) -> float | None:
-        return None if self.size_bytes is None else self.size_bytes / self.float32_size_bytes
+        if self.size_bytes is None or not self.float32_size_bytes:
+            return None
+        return self.size_bytes / self.float32_size_bytes
+
+    @property
+    def has_figures(self) -> bool:
+        """Measured (or a no-op whose figures are float32's): the mode was built and ran."""
+        return self.status in (Status.MEASURED, Status.NO_OP)
 
     def to_json(self) -> dict[str, Any]:
         inf = self.inference.to_json() if self.inference else {}
@@ -78,6 +90,7 @@ class ModeReport:
             "training": self.training,
             "layers": [r.to_json() for r in self.layers[:LAYERS_IN_JSON]],
             "selective": self.selective.to_json() if self.selective else None,
+            "failure": self.failure.to_json() if self.failure else None,
         }
 
 
@@ -102,6 +115,26 @@ class QuantizeResult:
     @property
     def model_kind(self) -> str:
         return str(self.model.get("kind"))
+
+    def rows(self) -> list[tuple[str, ModeReport]]:
+        """Every mode's report with the model it belongs to: ``trainable``/``inference``, then ``deploy``."""
+        rows = [(self.model_kind, r) for r in self.modes.values()]
+        return rows + [("deploy", r) for r in (self.deploy or {}).values()]
+
+    def failures(self) -> list[str]:
+        """One line per failed mode: the mode, the model, the step and the reason."""
+        return [r.failure.line(r.mode.value) if r.failure else f"{r.mode.value} ({model} model) failed: {r.note}"
+                for model, r in self.rows() if r.status == Status.FAILED]
+
+    def requested_modes(self) -> tuple[str, ...]:
+        """The modes asked for; ``none`` (the float32 reference, always measured) only when asked for alone."""
+        asked = tuple(self.settings.get("requested_modes") or self.settings.get("modes") or ())
+        return tuple(m for m in asked if m != "none") or asked
+
+    def requested_measured(self) -> tuple[str, ...]:
+        """The requested modes that were built and ran in at least one model (trainable, inference or deploy)."""
+        ran = {r.mode.value for _, r in self.rows() if r.has_figures}
+        return tuple(m for m in self.requested_modes() if m in ran)
 
     def to_json(self) -> dict[str, Any]:
         """The versioned, machine-readable form."""

@@ -113,6 +113,7 @@ def quantize_page(result: dict[str, Any]) -> Page:
         if isinstance(src.get("deploy", "recommendation", "size_bytes"), int | float):
             page.explanation += [", ", src.cell("deploy", "recommendation", "size_bytes", fmt="bytes")]
         page.explanation.append(".")
+    _quant_warnings(src, page)
     if rec in modes:
         page.highlights = [(label, c) for label, c in (
             ("recommended size", src.cell("modes", rec, "size_bytes", fmt="bytes")),
@@ -163,6 +164,20 @@ def quantize_page(result: dict[str, Any]) -> Page:
             [src.cell("notes", i, fmt="text")] for i in range(len(notes))], numeric=False)]))
     page.sections += _tail_sections(src, command=_quantize_command(src))
     return page
+
+
+def _quant_warnings(src: Source, page: Page) -> None:
+    """The recommendations' warnings (accuracy at chance level) and the modes that failed, beside the answer."""
+    for path in (("recommendation",), ("deploy", "recommendation")):
+        for i, _ in enumerate(src.sequence(*path, "warnings")):
+            page.tone = "warn"
+            page.explanation += [" " if page.explanation else "", "Warning: ", src.cell(*path, "warnings", i, fmt="text")]
+    for group in (("modes",), ("deploy", "modes")):
+        for m, v in src.mapping(*group).items():
+            if isinstance(v, Mapping) and v.get("status") == "failed" and isinstance(v.get("failure"), Mapping):
+                model = v["failure"].get("model", "deploy" if group[0] == "deploy" else "")
+                page.explanation += [" " if page.explanation else "", f"{m} ({model} model) failed: ",
+                                     src.cell(*group, m, "failure", "reason", fmt="text")]
 
 
 def _quantize_command(src: Source) -> str | None:
