@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from litetrain.cli import options
 from litetrain.config import DATA_FORMS
@@ -18,7 +19,21 @@ EPILOG = """what each mode does to a trainable model (train/infer/save/restore):
   int8      turns the whole train step into int8: the model stops learning like float32. Refused unless
   int16x8   --allow-untrainable is given (then built and measured)
 The deploy section quantizes an inference-only model (infer alone) exported from the weights after on-device
-training: the usual path to a small int8 model that was trained on the phone."""
+training: the usual path to a small int8 model that was trained on the phone.
+
+a mode that fails (the converter cannot build it, the interpreter cannot run it, or it cannot train) is a row
+with status 'failed' naming the model (trainable, inference or deploy) and the reason; the other modes still run,
+and the JSON and HTML are written. Each failure is also printed on stderr.
+
+exit codes of quantize:
+  0  at least one requested mode was measured (in the trainable, inference or deploy model), even if others
+     failed or were refused ('none', the float32 reference, counts only when it is the only mode asked for)
+  4  no requested mode could be measured: each failed or was refused (e.g. a single --mode that fails); the
+     reasons are printed, the JSON and HTML are still written
+  2  bad arguments, model or data (nothing measured, no JSON); 3 and 70 as for every command"""
+
+EVERY_MODE_FAILED = 4
+"""Exit code of ``quantize`` when no requested mode could be measured (each failed or was refused)."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -107,10 +122,30 @@ def run(args: argparse.Namespace) -> int:
     if args.quiet:
         rec = result.recommendation
         print(f"recommendation: {rec['label'] if rec else 'none'}")
+        for warning in (rec or {}).get("warnings") or ():
+            print(f"warning: {warning}")
     else:
         print(result)
         for label, path in (("report", args.json_out), ("html", args.html_out), ("models", args.output)):
             if path:
                 print(f"{label}: {path}")
     sys.stdout.flush()
-    return 0
+    return exit_code(result)
+
+
+def exit_code(result: Any) -> int:
+    """0 when a requested mode was measured, else ``EVERY_MODE_FAILED``; every failure is one line on stderr."""
+    measured = result.requested_measured()
+    level = "warning" if measured else "error"
+    for line in result.failures():
+        print(f"litetrain: {level}: {line}", file=sys.stderr)
+    if measured:
+        return 0
+    asked = ", ".join(result.requested_modes())
+    refused = [f"{r.mode.value} ({model} model)" for model, r in result.rows() if r.status == "refused"]
+    print(f"litetrain: error: no requested mode could be measured ({asked})"
+          + (f"; refused: {', '.join(refused)} (--allow-untrainable builds them)" if refused else "") + ".",
+          file=sys.stderr)
+    print("  what to do: read the reasons above (each failed mode's failure.detail in the JSON has the full error); "
+          "try another mode, or --inference-only / the deploy section for int8 and int16x8.", file=sys.stderr)
+    return EVERY_MODE_FAILED
