@@ -204,10 +204,13 @@ def _trace(module: TrainableModule, select_tf_ops: bool) -> tuple[dict[str, Any]
 
 
 def _verify(module: TrainableModule, tflite: bytes, sample_x: np.ndarray | None, tol: Tolerances) -> Verification:
-    from litetrain.runtime.litert import LiteRTRunner
+    from litetrain.runtime.litert import Kernels, LiteRTRunner
     from litetrain.runtime.tensorflow import TensorflowModuleRunner
 
     if sample_x is None:
         rng = np.random.default_rng(0)
         sample_x = rng.standard_normal((8, *module.input_shape)).astype(module.input_dtype.as_numpy_dtype)
-    return verify_conversion(TensorflowModuleRunner(module), LiteRTRunner(tflite), sample_x, tol)
+    return verify_conversion(
+        TensorflowModuleRunner(module), LiteRTRunner(tflite), sample_x, tol,
+        other_kernels=lambda: LiteRTRunner(tflite, kernels=Kernels.REFERENCE, name="tflite-reference-kernels"),
+    )
