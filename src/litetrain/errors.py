@@ -21,6 +21,8 @@ class ExitCode(enum.IntEnum):
     """Usage or input error: bad arguments, missing/corrupt files, data that does not match the model."""
     RUNTIME_UNAVAILABLE = 3
     """The model is valid but this machine cannot run it (e.g. Flex ops in a desktop interpreter)."""
+    EVERY_MODE_FAILED = 4
+    """``quantize``: no requested mode could be measured (each failed or was refused); the JSON is still written."""
     INTERNAL_ERROR = 70
     """A bug in litetrain (EX_SOFTWARE); a traceback is printed."""
 

@@ -16,6 +16,7 @@ EXIT_CODES = """exit codes:
   1  the verdict failed (the twins are inconsistent)
   2  usage or input error (bad option, missing/corrupt file, data that does not fit the model)
   3  the model is valid but cannot run here (e.g. select-TF ops) or a package is missing
+  4  quantize: no requested mode could be measured (each failed or was refused; the JSON says why)
   70 a bug in litetrain (a traceback is printed; please report it)"""
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from litetrain.cli import options
 from litetrain.config import DATA_FORMS
+from litetrain.errors import ExitCode
 
 HELP = ("quantize a model in every mode (none, dynamic, float16, int8, int16x8) and measure size, error against "
         "float32, accuracy, latency and whether the quantized model still trains")
@@ -32,8 +33,7 @@ exit codes of quantize:
      reasons are printed, the JSON and HTML are still written
   2  bad arguments, model or data (nothing measured, no JSON); 3 and 70 as for every command"""
 
-EVERY_MODE_FAILED = 4
-"""Exit code of ``quantize`` when no requested mode could be measured (each failed or was refused)."""
+EVERY_MODE_FAILED = int(ExitCode.EVERY_MODE_FAILED)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
