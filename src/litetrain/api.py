@@ -77,8 +77,7 @@ def check(
     from litetrain.comparison.repeats import repeats_count
     from litetrain.comparison.session import Twins, run_comparison
     from litetrain.data.batching import plan_batches
-    from litetrain.data.fit import fit_to_model
-    from litetrain.runtime.base import TensorInfo
+    from litetrain.data.fit import fit_to_slots
     from litetrain.runtime.litert import LiteRTRunner
     from litetrain.runtime.tensorflow import TensorflowModuleRunner
     from litetrain.trainable.builder import build as _build
@@ -100,8 +99,7 @@ def check(
     candidate = LiteRTRunner(result.tflite)  # raises RuntimeUnavailableError for Flex models
     reference = TensorflowModuleRunner(module)
     initial = reference.get_weights() if repeats else None  # before training; identical in both twins
-    y_info = TensorInfo("y", tuple(module.y_spec.shape.as_list()), module.y_dtype)
-    fitted = fit_to_model(dataset, candidate.train_inputs[0], y_info, module.output_shape, module.loss_config)
+    fitted = fit_to_slots(dataset, *_slots(module))
     plan = plan_batches(len(fitted.x), module.batch_size, steps=steps, epochs=epochs, seed=seed)
     model_info = {
         "source": result.loaded.source,
@@ -133,7 +131,7 @@ def check(
         layer_of={v.name: v.path.split("/")[-2] if "/" in v.path else v.path for v in result.variables},
         perturbations=standard_perturbations(
             reference, lambda **kw: LiteRTRunner(result.tflite, **kw), weight_names) if noise_floor else [],
-        forward_locator=lambda x: locate_forward(module.model, result.tflite, x),
+        forward_locator=(lambda x: locate_forward(module.model, result.tflite, x)) if len(module.inputs) == 1 else None,
     )
     comparison = run_comparison(
         kind=kind,
@@ -174,6 +172,25 @@ def _with_repeats(
                       initial_weights=weights_for, from_logits=from_logits, varies=varies)
     timings = {**comparison.timings, "repeats_s": time.perf_counter() - t0}
     return dataclasses.replace(comparison, repeats=rep.to_json(), timings=timings)
+
+
+def _slots(module: Any) -> tuple[list[Any], list[Any]]:
+    """The train signature's inputs and targets as the data must fill them, with the names a dataset may use."""
+    from litetrain.data.fit import Slot
+    from litetrain.runtime.base import TensorInfo
+
+    def info(spec: Any) -> TensorInfo:
+        return TensorInfo(spec.name, tuple(spec.shape.as_list()), np.dtype(spec.dtype.as_numpy_dtype))
+
+    inputs = [Slot(info(spec), _unique(i.name, f"x_{i.keras_name}", i.keras_name))
+              for i, spec in zip(module.inputs, module.x_specs, strict=True)]
+    targets = [Slot(info(spec), _unique(o.target, f"y_{o.keras_name}", o.keras_name), o.name, o.shape, o.loss)
+               for o, spec in zip(module.outputs, module.y_specs, strict=True)]
+    return inputs, targets
+
+
+def _unique(*names: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(names))
 
 
 def _fail_on(value: Any) -> Any:

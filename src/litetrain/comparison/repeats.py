@@ -134,11 +134,11 @@ class Repeats:
 
 def final_metric(runner: Runner, data: FittedData, from_logits: bool | None) -> tuple[str, float]:
     """``("accuracy", value)`` on the held-out data, or ``("mse", value)`` for regression."""
-    out = runner.infer(data.x_test)[runner.primary_output]
+    out = runner.infer(data.x_test)[data.accuracy_output or runner.primary_output]
     acc = data.accuracy(out, from_logits)
     if acc is not None:
         return "accuracy", acc
-    target = np.asarray(data.y_test, np.float64)
+    target = np.asarray(data.y_test if data.accuracy_target is None else data.y_test[data.accuracy_target], np.float64)
     out64 = np.asarray(out, np.float64)
     if out64.size == target.size:
         target = target.reshape(out64.shape)

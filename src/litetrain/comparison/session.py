@@ -48,7 +48,7 @@ from litetrain.config import Tolerances
 from litetrain.data.batching import BatchPlan
 from litetrain.data.fit import FittedData
 from litetrain.errors import ConversionError, LitetrainError, SignatureError
-from litetrain.runtime.base import Runner
+from litetrain.runtime.base import Runner, record
 
 
 @dataclasses.dataclass
@@ -76,21 +76,45 @@ class Twins:
     forward_locator: Callable[[np.ndarray], ForwardLocation | None] | None = None
 
 
+def outputs_of(runner: Runner, x: np.ndarray, data: FittedData) -> np.ndarray:
+    """What a comparison compares of ``infer`` on ``x``: the primary output, or for a model with several outputs
+    (``data.accuracy_output`` set) every output, as a record array with one field per output name."""
+    out = runner.infer(x)
+    return out[runner.primary_output] if data.accuracy_output is None else record(out)
+
+
+def values(outputs: np.ndarray) -> np.ndarray:
+    """The numbers of :func:`outputs_of`: the output itself, or every output side by side (flattened per sample)."""
+    if outputs.dtype.names is None:
+        return outputs
+    return np.concatenate([np.asarray(outputs[n], np.float64).reshape(len(outputs), -1) for n in outputs.dtype.names],
+                          axis=1)
+
+
+def accuracy_values(outputs: np.ndarray, data: FittedData) -> np.ndarray:
+    """The output whose accuracy is reported (the first classification output of several)."""
+    return outputs if outputs.dtype.names is None else outputs[data.accuracy_output]
+
+
 def compare_inference(
     reference: Runner, candidate: Runner, data: FittedData, tol: Tolerances, from_logits: bool | None,
     ref_out: np.ndarray | None = None, cand_out: np.ndarray | None = None,
 ) -> InferenceComparison:
-    """Runs both runners' ``infer`` on the test data (unless outputs are given) and measures the difference."""
-    ref = reference.infer(data.x_test)[reference.primary_output] if ref_out is None else ref_out
-    cand = candidate.infer(data.x_test)[candidate.primary_output] if cand_out is None else cand_out
+    """Runs both runners' ``infer`` on the test data (unless outputs are given) and measures the difference over
+    every output; argmax agreement and accuracy are those of :func:`accuracy_values`."""
+    ref_rec = outputs_of(reference, data.x_test, data) if ref_out is None else ref_out
+    cand_rec = outputs_of(candidate, data.x_test, data) if cand_out is None else cand_out
+    ref, cand = values(ref_rec), values(cand_rec)
+    ref_acc, cand_acc = accuracy_values(ref_rec, data), accuracy_values(cand_rec, data)
     max_abs = metrics.max_abs(cand, ref)
     return InferenceComparison(
         samples=len(data.x_test),
         max_abs_error=max_abs,
         max_rel_error=metrics.max_rel(cand, ref),
         mean_abs_error=metrics.mean_abs(cand, ref),
-        argmax_agreement=metrics.argmax_agreement(cand, ref),
-        accuracy={reference.name: data.accuracy(ref, from_logits), candidate.name: data.accuracy(cand, from_logits)},
+        argmax_agreement=metrics.argmax_agreement(cand_acc, ref_acc),
+        accuracy={reference.name: data.accuracy(ref_acc, from_logits),
+                  candidate.name: data.accuracy(cand_acc, from_logits)},
         within_tolerance=tol.allows(max_abs, metrics.scale(ref)),
         error_histogram=error_histogram(cand, ref),
     )
@@ -120,19 +144,19 @@ def error_histogram(candidate: np.ndarray, reference: np.ndarray, per_decade: in
 
 
 def checkpoint_roundtrip(trained: Runner, fresh_factory: Callable[[], Runner], x: np.ndarray) -> CheckpointCheck:
-    """Saves ``trained``'s weights, restores them into a fresh runner and checks outputs and weights bit for bit."""
+    """Saves ``trained``'s weights, restores them into a fresh runner and checks every output and weight bit for
+    bit."""
     weights = trained.get_weights()
     fresh = fresh_factory()
     fresh.set_weights(weights)
     back = fresh.get_weights()
     same_weights = all(np.array_equal(weights[k], back[k]) for k in weights)
-    a = trained.infer(x)[trained.primary_output]
-    b = fresh.infer(x)[fresh.primary_output]
+    a, b = trained.infer(x), fresh.infer(x)
     return CheckpointCheck(
-        roundtrip_exact=bool(same_weights and np.array_equal(a, b)),
+        roundtrip_exact=bool(same_weights and all(np.array_equal(a[k], b[k]) for k in a)),
         variables=len(weights),
         size_bytes=int(sum(v.nbytes for v in weights.values())),
-        max_abs_output_diff=metrics.max_abs(b, a),
+        max_abs_output_diff=max(metrics.max_abs(b[k], a[k]) for k in a),
     )
 
 
@@ -166,13 +190,14 @@ def run_comparison(
     float_names = sorted(n for n, i in reference.weight_infos.items() if np.issubdtype(i.dtype, np.floating))
     weight_names = sorted(twins.weight_names & set(float_names)) or float_names
     first_rows = plan.indices[0]
+    check_loss_arguments = check_loss_arguments and data.y.dtype.names is None  # one output's loss formulas
     outputs_at_init = {
         r.name: r.infer(data.x[first_rows]) for r in (reference, candidate)} if check_loss_arguments else {}
-    ref_before = reference.infer(data.x_test)[reference.primary_output]
+    ref_before = outputs_of(reference, data.x_test, data)
     before = compare_inference(reference, candidate, data, tol, from_logits, ref_out=ref_before)
     checks.append(_inference_item("inference_before", "before training", before))
     forward: ForwardLocation | None = None
-    forward_differs = not before.max_abs_error <= 10 * (tol.a + tol.r * metrics.scale(ref_before))
+    forward_differs = not before.max_abs_error <= 10 * (tol.a + tol.r * metrics.scale(values(ref_before)))
     if forward_differs and twins.forward_locator is not None:
         forward = twins.forward_locator(data.x_test[:FORWARD_PROBE_SAMPLES])
 
@@ -180,8 +205,8 @@ def run_comparison(
     steps = dense_steps(plan.steps) if (analyse or twins.float64 is not None) else record_steps(plan.steps)
     ref_traj = train_trajectory(reference, data.x, data.y, plan, steps, record_weights=has_weights)
     cand_traj = train_trajectory(candidate, data.x, data.y, plan, steps, record_weights=has_weights)
-    ref_out = reference.infer(data.x_test)[reference.primary_output]
-    cand_out = candidate.infer(data.x_test)[candidate.primary_output]
+    ref_out = outputs_of(reference, data.x_test, data)
+    cand_out = outputs_of(candidate, data.x_test, data)
     timings["twin_training_s"] = ref_traj.seconds + cand_traj.seconds
 
     diffs = loss_diffs(ref_traj, cand_traj)
@@ -241,9 +266,10 @@ def run_comparison(
         f64 = twins.float64
         f64.set_weights(init_w)
         f64_traj = train_trajectory(f64, data.x, data.y, plan, steps)
-        f64_out = f64.infer(data.x_test)[f64.primary_output]
-        float64_info = _float64_summary(f64_traj, {reference.name: (ref_traj, ref_out),
-                                                   candidate.name: (cand_traj, cand_out)}, f64_out, float_names)
+        f64_out = values(outputs_of(f64, data.x_test, data))
+        float64_info = _float64_summary(f64_traj, {reference.name: (ref_traj, values(ref_out)),
+                                                   candidate.name: (cand_traj, values(cand_out))}, f64_out,
+                                        float_names)
         timings["float64_s"] = time.perf_counter() - t1
 
     # The noise floor.
@@ -350,8 +376,9 @@ def _noise_floor(
             continue
         runner.set_weights(p.initial(init_w) if p.initial else init_w)
         traj = train_trajectory(runner, data.x, data.y, plan, steps)
-        out = runner.infer(data.x_test)[runner.primary_output]
+        out = values(outputs_of(runner, data.x_test, data))
         base_traj, base_out = (ref_traj, ref_out) if p.side == REFERENCE_SIDE else (cand_traj, cand_out)
+        base_out = values(base_out)
         with np.errstate(invalid="ignore"):
             ldiff = np.abs(traj.losses - base_traj.losses)
         wdist = [weight_distance(traj.snapshots[s], base_traj.snapshots[s], float_names) for s in steps]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -24,24 +24,40 @@ class Dataset:
     """Arrays for training and held-out evaluation.
 
     ``y`` is as the source gave it (class indices or one-hot / targets); :mod:`litetrain.data.fit` converts it
-    to what the loss needs.
+    to what the loss needs. For a model with several inputs or outputs, each of ``x``, ``y``, ... may be a dict of
+    equal-length arrays keyed by input/output name (Keras names, or the signature names ``x_<input>``,
+    ``y_<output>``); an ``.npz`` of named arrays gives every array to both ``x`` and ``y``, and fitting picks
+    each input and target by name.
     """
 
     name: str
-    x: np.ndarray
-    y: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
+    x: np.ndarray | Mapping[str, np.ndarray]
+    y: np.ndarray | Mapping[str, np.ndarray]
+    x_test: np.ndarray | Mapping[str, np.ndarray]
+    y_test: np.ndarray | Mapping[str, np.ndarray]
 
     def describe(self) -> dict[str, object]:
         """Shapes and sizes for reports."""
         return {
             "name": self.name,
-            "train_samples": int(self.x.shape[0]),
-            "test_samples": int(self.x_test.shape[0]),
-            "x_shape": list(self.x.shape[1:]),
-            "y_shape": list(self.y.shape[1:]),
+            "train_samples": num_samples(self.x),
+            "test_samples": num_samples(self.x_test),
+            "x_shape": _shapes(self.x),
+            "y_shape": _shapes(self.y),
         }
+
+
+def num_samples(arrays: np.ndarray | Mapping[str, np.ndarray]) -> int:
+    """Samples in an array, or in each array of a dict (all have as many)."""
+    if isinstance(arrays, Mapping):
+        return int(len(next(iter(arrays.values())))) if arrays else 0
+    return int(arrays.shape[0])
+
+
+def _shapes(arrays: np.ndarray | Mapping[str, np.ndarray]) -> object:
+    if isinstance(arrays, Mapping):
+        return {k: list(np.shape(v)[1:]) for k, v in arrays.items()}
+    return list(arrays.shape[1:])
 
 
 _DIGITS_RE = re.compile(r"^digits(?::(\d+)x(\d+))?$")
@@ -160,11 +176,14 @@ def load_npz(path: Path) -> Dataset:
             f"Data file {str(path)!r} is not a readable .npz archive ({exc}).",
             hint="Write it with numpy.savez(path, x=..., y=...).",
         ) from exc
+    if "x" not in arrays and "y" not in arrays and len(arrays) >= 2:
+        return _named_npz(path, arrays)
     missing = [k for k in ("x", "y") if k not in arrays]
     if missing:
         raise DataError(
             f"Data file {str(path)!r} has arrays {sorted(arrays)} but lacks {missing}.",
-            hint="An .npz for litetrain needs x (inputs) and y (labels or targets); x_test/y_test are optional.",
+            hint="An .npz for litetrain needs x (inputs) and y (labels or targets); x_test/y_test are optional. "
+            "For a model with several inputs or outputs, name one array per input and output instead.",
         )
     if ("x_test" in arrays) != ("y_test" in arrays):
         raise DataError(f"Data file {str(path)!r} has only one of x_test and y_test.", hint="Provide both or neither.")
@@ -172,6 +191,29 @@ def load_npz(path: Path) -> Dataset:
     if "x_test" in arrays:
         return _validated(Dataset(path.name, x, y, arrays["x_test"], arrays["y_test"]))
     return split_validated(path.name, x, y)
+
+
+def _named_npz(path: Path, arrays: dict[str, np.ndarray]) -> Dataset:
+    """An ``.npz`` with one array per model input and output name (``<name>_test`` arrays: the held-out set)."""
+    test = {k[: -len("_test")]: v for k, v in arrays.items() if k.endswith("_test")}
+    train = {k: v for k, v in arrays.items() if not k.endswith("_test")}
+    if test and set(test) != set(train):
+        raise DataError(
+            f"Data file {str(path)!r} has held-out arrays for {sorted(test)} but training arrays for {sorted(train)}.",
+            hint="Give every array a <name>_test counterpart, or none (then a fixed 80/20 split is made).",
+        )
+    if test:
+        return _validated(Dataset(path.name, train, train, test, test))
+    n = {len(v) if np.ndim(v) else 0 for v in train.values()}
+    if len(n) != 1 or min(n) < 2:
+        raise DataError(f"{path.name}: the arrays {sorted(train)} need the same number of samples, at least 2; "
+                        f"they have {sorted(n)}.")
+    from sklearn.model_selection import train_test_split
+
+    rows, rows_test = train_test_split(np.arange(n.pop()), test_size=TEST_FRACTION, random_state=SPLIT_SEED)
+    tr = {k: v[rows] for k, v in train.items()}
+    te = {k: v[rows_test] for k, v in train.items()}
+    return _validated(Dataset(path.name, tr, tr, te, te))
 
 
 def split_validated(name: str, x: np.ndarray, y: np.ndarray) -> Dataset:
@@ -194,24 +236,42 @@ def split_validated(name: str, x: np.ndarray, y: np.ndarray) -> Dataset:
 
 def _validated(ds: Dataset) -> Dataset:
     for xname, yname, x, y in (("x", "y", ds.x, ds.y), ("x_test", "y_test", ds.x_test, ds.y_test)):
-        for name, arr in ((xname, x), (yname, y)):
-            if not isinstance(arr, np.ndarray) or arr.dtype == object:
-                raise DataError(f"{ds.name}: {name} must be a numeric array; received {type(arr).__name__}.")
-            if np.issubdtype(arr.dtype, np.complexfloating) or not (
-                np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_
-            ):
-                raise DataError(
-                    f"{ds.name}: {name} has dtype {arr.dtype}; a real numeric dtype (float, int or bool) is needed.",
-                    hint="Convert it before saving, e.g. x.astype('float32').",
-                )
-            if arr.ndim == 0 or arr.shape[0] == 0:
-                raise DataError(f"{ds.name}: {name} is empty (shape {arr.shape}).", hint="Provide at least one sample.")
-            if np.issubdtype(arr.dtype, np.floating) and not np.all(np.isfinite(arr)):
-                bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
-                raise DataError(
-                    f"{ds.name}: {name} contains {bad} NaN or Inf value(s).",
-                    hint="Clean or impute the data; training on non-finite values makes every comparison meaningless.",
-                )
-        if len(x) != len(y):
-            raise DataError(f"{ds.name}: {xname} has {len(x)} samples but {yname} has {len(y)}.")
+        named = _arrays(xname, x) | _arrays(yname, y)
+        for name, arr in named.items():
+            _check_array(ds.name, name, arr)
+        if not isinstance(x, Mapping) and not isinstance(y, Mapping):
+            if len(x) != len(y):
+                raise DataError(f"{ds.name}: {xname} has {len(x)} samples but {yname} has {len(y)}.")
+            continue
+        lengths = {name: len(arr) for name, arr in named.items()}
+        if not lengths or len(set(lengths.values())) > 1:
+            raise DataError(f"{ds.name}: the arrays of {xname} and {yname} need the same number of samples; "
+                            f"received {lengths}.", hint="Give one array per input and output, one row per sample.")
     return ds
+
+
+def _arrays(what: str, value: object) -> dict[str, object]:
+    """``{what: value}``, or one entry per array of a dict (``x['tokens']``)."""
+    if isinstance(value, Mapping):
+        return {f"{what}[{k!r}]": v for k, v in value.items()}
+    return {what: value}
+
+
+def _check_array(source: str, name: str, arr: object) -> None:
+    if not isinstance(arr, np.ndarray) or arr.dtype == object:
+        raise DataError(f"{source}: {name} must be a numeric array; received {type(arr).__name__}.")
+    if np.issubdtype(arr.dtype, np.complexfloating) or not (
+        np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_
+    ):
+        raise DataError(
+            f"{source}: {name} has dtype {arr.dtype}; a real numeric dtype (float, int or bool) is needed.",
+            hint="Convert it before saving, e.g. x.astype('float32').",
+        )
+    if arr.ndim == 0 or arr.shape[0] == 0:
+        raise DataError(f"{source}: {name} is empty (shape {arr.shape}).", hint="Provide at least one sample.")
+    if np.issubdtype(arr.dtype, np.floating) and not np.all(np.isfinite(arr)):
+        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        raise DataError(
+            f"{source}: {name} contains {bad} NaN or Inf value(s).",
+            hint="Clean or impute the data; training on non-finite values makes every comparison meaningless.",
+        )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
+import re
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -22,7 +24,12 @@ class TaskKind(enum.StrEnum):
 
 @dataclasses.dataclass(frozen=True)
 class FittedData:
-    """Arrays in the model's shapes and the label encoding its train signature takes."""
+    """Arrays in the model's shapes and the label encoding its train signature takes.
+
+    A model with several inputs (outputs) gets ``x`` (``y``) as a record array with one field per signature tensor
+    (:func:`litetrain.runtime.base.record_info`); ``task``, ``num_classes`` and ``test_labels`` then describe the
+    output whose accuracy is reported, ``accuracy_output`` (the first classification output, else the first).
+    """
 
     x: np.ndarray
     y: np.ndarray
@@ -31,6 +38,8 @@ class FittedData:
     task: TaskKind
     num_classes: int | None
     test_labels: np.ndarray | None  # class indices (multiclass) or 0/1 labels (binary) for accuracy
+    accuracy_output: str | None = None  # the infer output that accuracy reads (None: the runner's primary output)
+    accuracy_target: str | None = None  # its field in ``y``/``y_test`` (None: they are plain arrays)
 
     def accuracy(self, outputs: np.ndarray, from_logits: bool | None) -> float | None:
         """Accuracy of ``outputs`` (of infer on ``x_test``) or None for regression."""
@@ -42,6 +51,17 @@ class FittedData:
             from_logits = not (np.min(outputs) >= 0.0 and np.max(outputs) <= 1.0)
         predicted = outputs > (0.0 if from_logits else 0.5)
         return float(np.mean(predicted.reshape(self.test_labels.shape) == (self.test_labels > 0.5)))
+
+
+@dataclasses.dataclass(frozen=True)
+class Slot:
+    """One tensor of the train signature that the data fills, and the dataset keys its array may have."""
+
+    info: TensorInfo  # batch dimension first
+    keys: tuple[str, ...]  # e.g. ("x_tokens", "tokens"); a dataset of plain arrays fills a model's only x/y
+    output: str | None = None  # targets: the infer output they train
+    output_shape: tuple[int, ...] = ()  # targets: that output's shape without the batch dimension
+    loss: LossConfig | None = None  # targets: the loss, when known (check); else inferred from the tensor
 
 
 def fit_to_model(
@@ -58,17 +78,79 @@ def fit_to_model(
     Raises:
         DataError: inputs of another size, labels out of range or of the wrong kind for the loss.
     """
-    in_shape = tuple(int(d) for d in x_info.shape[1:])
-    x = _fit_x(ds.x, in_shape, "x", ds.name)
-    x_test = _fit_x(ds.x_test, in_shape, "x_test", ds.name)
-    kind, classes = _task(y_info, output_shape, loss)
-    y, labels = _fit_y(ds.y, y_info, output_shape, kind, classes, "y", ds.name)
-    y_test, test_labels = _fit_y(ds.y_test, y_info, output_shape, kind, classes, "y_test", ds.name)
-    del labels
-    return FittedData(x, y, x_test, y_test, kind, classes, test_labels)
+    inputs = [Slot(f, _keys(f.name, "x")) for f in x_info.fields]
+    targets = [Slot(f, _keys(f.name, "y"), None, output_shape, loss) for f in y_info.fields]
+    return fit_to_slots(ds, inputs, targets)
 
 
-def _fit_x(x: np.ndarray, shape: tuple[int, ...], name: str, source: str) -> np.ndarray:
+def _keys(name: str, prefix: str) -> tuple[str, ...]:
+    return (name, name[len(prefix) + 1:]) if name.startswith(prefix + "_") else (name,)
+
+
+def fit_to_slots(ds: Dataset, inputs: list[Slot], targets: list[Slot]) -> FittedData:
+    """Fits ``ds`` to every input and target of a train signature (one of each, or several of either).
+
+    Arrays of a dataset given as dicts are found by name (:attr:`Slot.keys`); plain arrays fill a model's only
+    input and only target.
+
+    Raises:
+        DataError: a missing or misfit array (naming it), labels out of range or of the wrong kind for the loss.
+    """
+    from litetrain.runtime.base import record
+
+    xs, xs_test, ys, ys_test = {}, {}, {}, {}
+    for slot in inputs:
+        shape = tuple(int(d) for d in slot.info.shape[1:])
+        name, test_name = ("x", "x_test") if len(inputs) == 1 else (repr(slot.keys[-1]), f"{slot.keys[-1]!r} (test)")
+        xs[slot.info.name] = _fit_x(_pick(ds.x, slot, len(inputs), "x", ds.name), shape, name, ds.name, slot.info.dtype)
+        xs_test[slot.info.name] = _fit_x(_pick(ds.x_test, slot, len(inputs), "x_test", ds.name), shape, test_name,
+                                         ds.name, slot.info.dtype)
+    report: tuple[Slot, TaskKind, int | None, np.ndarray | None] | None = None
+    for slot in targets:
+        kind, classes = _task(slot.info, slot.output_shape, slot.loss)
+        fit = (slot.info, slot.output_shape, kind, classes)
+        ys[slot.info.name], _ = _fit_y(_pick(ds.y, slot, len(targets), "y", ds.name), *fit, "y", ds.name)
+        ys_test[slot.info.name], labels = _fit_y(_pick(ds.y_test, slot, len(targets), "y_test", ds.name), *fit,
+                                                 "y_test", ds.name)
+        if report is None or (report[3] is None and labels is not None):
+            report = (slot, kind, classes, labels)
+    assert report is not None
+    slot, kind, classes, test_labels = report
+    lengths = {len(a) for a in xs.values()} | {len(a) for a in ys.values()}
+    if len(lengths) > 1:
+        raise DataError(f"{ds.name}: the inputs and targets have different numbers of samples {sorted(lengths)}.")
+    multi = len(targets) > 1
+    return FittedData(record(xs), record(ys), record(xs_test), record(ys_test), kind, classes, test_labels,
+                      slot.output if multi else None, slot.info.name if multi else None)
+
+
+def _pick(arrays: np.ndarray | Mapping[str, np.ndarray], slot: Slot, count: int, what: str,
+          source: str) -> np.ndarray:
+    """The array of ``slot`` in a dataset's ``x``/``y``/... (a dict by name, or one plain array)."""
+    if not isinstance(arrays, Mapping):
+        if count > 1:
+            raise DataError(
+                f"{source}: the model has {count} {'inputs' if what.startswith('x') else 'outputs'} but {what} is "
+                "one array.",
+                hint="Give one array per input and output, named after them: a dict in code, or an .npz with "
+                "arrays named like the model's inputs and outputs (x_<input> / y_<output> also work).",
+            )
+        return arrays
+    by_key = {_plain(k): v for k, v in arrays.items()}
+    for key in slot.keys:
+        if _plain(key) in by_key:
+            return by_key[_plain(key)]
+    raise DataError(
+        f"{source}: {what} has no array for {slot.keys[-1]!r}; it has {sorted(arrays)}.",
+        hint=f"Name the arrays after the model's inputs and outputs ({slot.keys[-1]!r} or {slot.keys[0]!r}).",
+    )
+
+
+def _plain(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", str(name)).strip("_")
+
+
+def _fit_x(x: np.ndarray, shape: tuple[int, ...], name: str, source: str, dtype: np.dtype | None = None) -> np.ndarray:
     per_sample = tuple(x.shape[1:])
     if per_sample != shape:
         if math.prod(per_sample) != math.prod(shape):
@@ -79,7 +161,26 @@ def _fit_x(x: np.ndarray, shape: tuple[int, ...], name: str, source: str) -> np.
                 f"{source}: each sample of {name} has shape {per_sample}, but the model expects {shape}.", hint=hint
             )
         x = x.reshape((len(x), *shape))  # same values, e.g. (8, 8) -> (8, 8, 1) or (64,)
+    if dtype is not None and np.issubdtype(dtype, np.integer):
+        return _integer_x(x, name, source, dtype)
     return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def _integer_x(x: np.ndarray, name: str, source: str, dtype: np.dtype) -> np.ndarray:
+    """Integer inputs (token ids) as the signature's int32; non-integer values are refused, never rounded."""
+    if not (np.issubdtype(x.dtype, np.integer) or x.dtype == np.bool_):
+        flat = np.asarray(x, np.float64).ravel()
+        bad = np.flatnonzero(~np.isfinite(flat) | (np.mod(flat, 1) != 0))
+        if bad.size:
+            raise DataError(
+                f"{source}: the model's input {name} takes integers (token ids); received {x.dtype} values such as "
+                f"{flat[bad[0]]:g}.",
+                hint="Give integer ids (e.g. x.astype('int32') after tokenizing).",
+            )
+    info = np.iinfo(dtype)
+    if x.size and (x.min() < info.min or x.max() > info.max):
+        raise DataError(f"{source}: the integer input {name} holds values from {x.min()} to {x.max()}, outside {dtype}.")
+    return np.ascontiguousarray(x, dtype=dtype)
 
 
 def _task(y_info: TensorInfo, output_shape: tuple[int, ...], loss: LossConfig | None) -> tuple[TaskKind, int | None]:

@@ -576,10 +576,12 @@ def federate(
             select_tf_ops=select_tf_ops, seed=seed, tensorflow_twin=uses_tensorflow)
         timings["prepare_model_s"] = time.perf_counter() - t0
 
+        from litetrain.runtime.base import require_single_io_signatures
         from litetrain.runtime.litert import LiteRTRunner
 
         t0 = time.perf_counter()
         lite = LiteRTRunner(prepared.tflite)
+        require_single_io_signatures(lite, "litetrain federate")
         probe = lite.infer(np.zeros((1, *lite.infer_input.shape[1:]), lite.infer_input.dtype))[lite.primary_output]
         fitted = fit_to_model(dataset, lite.train_inputs[0], lite.train_inputs[1], tuple(probe.shape[1:]),
                               prepared.loss)

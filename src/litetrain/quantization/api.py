@@ -116,12 +116,14 @@ def quantize(
     from litetrain.api import seed_everything
     from litetrain.trainable.keras_objects import resolve_loss
     from litetrain.trainable.loaders import load_model
+    from litetrain.trainable.module import require_single_io
 
     if output_dir is not None:
         check_output_dir(Path(output_dir))
     dataset = load_dataset(data)
     seed_everything(seed)
     loaded = load_model(model)
+    require_single_io(loaded.model, "litetrain quantize")
     if isinstance(loss, str):
         loss = LossConfig.parse(loss)
     notes: list[str] = []

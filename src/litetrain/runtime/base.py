@@ -9,7 +9,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -30,11 +30,26 @@ class TensorInfo:
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "shape": [d if d is not None else -1 for d in self.shape], "dtype": self.dtype.name}
 
+    @property
+    def fields(self) -> tuple[TensorInfo, ...]:
+        """The signature tensors this stands for: itself, or one per field of a record (see :func:`record_info`)."""
+        if self.dtype.names is None:
+            return (self,)
+        return tuple(TensorInfo(n, (*self.shape, *self.dtype[n].shape), self.dtype[n].base) for n in self.dtype.names)
+
+    def tensors(self, value: np.ndarray) -> dict[str, np.ndarray]:
+        """The signature inputs in ``value`` (checked by :meth:`check`): by this name, or one per record field."""
+        if self.dtype.names is None:
+            return {self.name: value}
+        return {n: np.ascontiguousarray(value[n]) for n in self.dtype.names}
+
     def check(self, value: np.ndarray, what: str) -> np.ndarray:
         """Returns ``value`` as this tensor's dtype, raising DataError on a shape or dtype mismatch."""
         value = np.asarray(value)
         if value.dtype == self.dtype and value.shape == self.shape:  # fast path of the train loop
             return value
+        if self.dtype.names is not None or value.dtype.names is not None:
+            return self._check_record(value, what)
         if value.ndim != len(self.shape) or any(
             d is not None and d != v for d, v in zip(self.shape, value.shape, strict=False)
         ):
@@ -52,10 +67,56 @@ class TensorInfo:
         return value
 
 
+    def _check_record(self, value: np.ndarray, what: str) -> np.ndarray:
+        expected = list(self.dtype.names or ())
+        received = list(value.dtype.names or ())
+        if expected != received:
+            raise DataError(f"{what}: {self.name} holds the tensors {expected}; received {received or value.dtype}.",
+                            hint="Give one array per model input (or output), named as the signatures name them.")
+        batch = self.shape[0]
+        if value.ndim != 1 or (batch is not None and len(value) != batch):
+            raise DataError(f"{what}: {self.name} takes {batch or 'any number of'} samples; received {value.shape}.")
+        out = np.empty(value.shape, self.dtype)
+        for field in self.fields:
+            out[field.name] = TensorInfo(field.name, (None, *field.shape[1:]), field.dtype).check(value[field.name], what)
+        return out
+
+
+def record_info(name: str, infos: Sequence[TensorInfo]) -> TensorInfo:
+    """One tensor standing for several signature tensors of one batch: itself if there is one, else a record.
+
+    A model with several inputs (or outputs) moves its batches as numpy record arrays with one field per signature
+    tensor (in name order), so batching, indexing and padding work on every input at once, as on one array.
+    """
+    if len(infos) == 1:
+        return infos[0]
+    batches = {i.shape[0] if i.shape else None for i in infos}
+    if len(batches) != 1:
+        raise SignatureError(f"The {name} tensors {[i.name for i in infos]} have different batch dimensions.")
+    ordered = sorted(infos, key=lambda i: i.name)
+    dtype = np.dtype([(i.name, i.dtype, tuple(d or 1 for d in i.shape[1:])) for i in ordered])
+    return TensorInfo(name, (batches.pop(),), dtype)
+
+
+def record(arrays: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Equal-length arrays as one record array with a field per name (in name order); one array as it is."""
+    if len(arrays) == 1:
+        return next(iter(arrays.values()))
+    names = sorted(arrays)
+    first = np.asarray(arrays[names[0]])
+    dtype = np.dtype([(n, np.asarray(arrays[n]).dtype, np.shape(arrays[n])[1:]) for n in names])
+    out = np.empty(len(first), dtype)
+    for n in names:
+        out[n] = arrays[n]
+    return out
+
+
 class Runner(abc.ABC):
     """One runtime that can train a model step by step and move its weights in and out.
 
     Subclasses set ``train_inputs``, ``infer_input``, ``infer_outputs`` and ``weight_infos`` in ``__init__``.
+    A model with several inputs (outputs) has a record ``x`` (``y``) with one field per signature tensor
+    (:func:`record_info`); ``TensorInfo.tensors`` splits a batch into the signature's named inputs.
     """
 
     name: str = "runner"
@@ -167,6 +228,24 @@ class Runner(abc.ABC):
 
     @abc.abstractmethod
     def _set_weights_impl(self, weights: Mapping[str, np.ndarray]) -> None: ...
+
+
+def require_single_io_signatures(runner: Runner, command: str) -> None:
+    """Refuses a model whose signatures take several inputs or targets, for commands that do not support them yet.
+
+    Raises:
+        UnsupportedModelError: naming the command and the signature's tensors.
+    """
+    x, y = runner.train_inputs
+    if x.dtype.names is None and y.dtype.names is None:
+        return
+    from litetrain.errors import UnsupportedModelError
+
+    names = [f.name for f in (*x.fields, *y.fields)]
+    raise UnsupportedModelError(
+        f"{command} supports one input and one output for now; this model's train signature takes {names}.",
+        hint="Use litetrain check or build, which support several inputs and outputs.",
+    )
 
 
 def _exact_cast(value: np.ndarray, dtype: np.dtype, what: str) -> np.ndarray:

@@ -126,7 +126,6 @@ class LiteRTRunner(Runner):
         self.infer_outputs = layout.infer_outputs
         self.has_weights = layout.has_weights
         self.weight_infos = layout.weight_infos
-        self._x_name, self._y_name = self.train_inputs[0].name, self.train_inputs[1].name
         self._train = self._runners["train"]
 
     def _call(self, key: str, **inputs: np.ndarray) -> dict[str, np.ndarray]:
@@ -137,13 +136,13 @@ class LiteRTRunner(Runner):
 
     def _train_step_impl(self, x: np.ndarray, y: np.ndarray) -> float:
         try:
-            out = self._train(**{self._x_name: x, self._y_name: y})
+            out = self._train(**self.train_inputs[0].tensors(x), **self.train_inputs[1].tensors(y))
         except (RuntimeError, ValueError) as exc:
             raise signature_call_error("LiteRT", "train", exc) from exc
         return float(out["loss"])
 
     def _infer_impl(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        return self._call("infer", **{self.infer_input.name: x})
+        return self._call("infer", **self.infer_input.tensors(x))
 
     def _get_weights_impl(self) -> dict[str, np.ndarray]:
         return {k: np.array(v) for k, v in self._call("save").items()}

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from litetrain.errors import ConversionError, RuntimeUnavailableError, SignatureError
-from litetrain.runtime.base import TensorInfo
+from litetrain.runtime.base import TensorInfo, record_info
 
 CONVENTION_KEYS = ("train", "infer", "save", "restore")
 FLEX_ISSUE = "google-ai-edge/LiteRT#6458"
@@ -65,26 +65,38 @@ def signature_layout(
             "restore(weights) (see 'litetrain build').",
         )
     train_in, train_out = details["train"]["inputs"], details["train"]["outputs"]
-    if set(train_in) != {"x", "y"} or "loss" not in train_out:
+    xs, ys = _named(train_in, "x"), _named(train_in, "y")
+    if not xs or not ys or len(xs) + len(ys) != len(train_in) or "loss" not in train_out:
         raise SignatureError(
-            f"The train signature must take x and y and return loss; it takes {sorted(train_in)} and returns "
-            f"{sorted(train_out)}.",
+            f"The train signature must take x and y (or x_<input>... and y_<output>... for several) and return "
+            f"loss; it takes {sorted(train_in)} and returns {sorted(train_out)}.",
             hint="Rename the signature's inputs/outputs to the convention (see 'litetrain compare --help').",
         )
     infer_in = details["infer"]["inputs"]
-    if len(infer_in) != 1:
+    if len(xs) == 1 and len(infer_in) != 1:
         raise SignatureError(f"The infer signature must take one input; it takes {sorted(infer_in)}.")
+    if len(xs) > 1 and set(infer_in) != set(xs):
+        raise SignatureError(f"The infer signature must take the train signature's inputs {sorted(xs)}; it takes "
+                             f"{sorted(infer_in)}.")
     has_weights = "save" in details and "restore" in details
     return SignatureLayout(
         keys=tuple(k for k in details if k in CONVENTION_KEYS),
-        train_inputs=(tensor_info("x", train_in["x"]), tensor_info("y", train_in["y"])),
-        infer_input=tensor_info(*next(iter(infer_in.items()))),
+        train_inputs=(
+            record_info("x", [tensor_info(n, train_in[n]) for n in xs]),
+            record_info("y", [tensor_info(n, train_in[n]) for n in ys]),
+        ),
+        infer_input=record_info("x", [tensor_info(n, d) for n, d in infer_in.items()]),
         infer_outputs=tuple(details["infer"]["outputs"]),
         has_weights=has_weights,
         weight_infos=(
             {n: tensor_info(n, d) for n, d in details["restore"]["inputs"].items()} if has_weights else {}
         ),
     )
+
+
+def _named(inputs: Iterable[str], prefix: str) -> list[str]:
+    """The signature inputs called ``prefix`` or ``prefix_<name>``."""
+    return sorted(n for n in inputs if n == prefix or n.startswith(prefix + "_"))
 
 
 def flex_unavailable_error(flex_ops: Iterable[str], *, extra_hint: str = "") -> RuntimeUnavailableError:

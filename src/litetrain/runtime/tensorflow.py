@@ -10,7 +10,8 @@ import numpy as np
 
 from litetrain._lazy import import_module
 from litetrain.errors import ModelLoadError, SignatureError
-from litetrain.runtime.base import Runner, TensorInfo
+from litetrain.runtime.base import Runner, TensorInfo, record_info
+from litetrain.runtime.signatures import signature_layout
 
 tf = import_module("tensorflow")
 
@@ -27,6 +28,12 @@ def _info(spec: Any, name: str | None = None) -> TensorInfo:
     return TensorInfo(name or spec.name, tuple(spec.shape.as_list()), np.dtype(spec.dtype.as_numpy_dtype))
 
 
+def _detail(spec: Any) -> dict[str, Any]:
+    """A TensorSpec as an interpreter tensor detail, for :func:`signature_layout`."""
+    shape = [-1 if d is None else d for d in spec.shape.as_list()]
+    return {"shape": shape, "dtype": np.dtype(spec.dtype.as_numpy_dtype)}
+
+
 class TensorflowModuleRunner(Runner):
     """The TensorFlow twin: the module's train step traced with TensorFlow's standard gradients.
 
@@ -40,19 +47,25 @@ class TensorflowModuleRunner(Runner):
         super().__init__()
         self.name = name
         self.module = module
-        self._train = tf.function(module.train_step, input_signature=[module.x_spec, module.y_spec])
-        in_spec = tf.TensorSpec((None, *module.input_shape), module.input_dtype, name="x")
-        self._infer = tf.function(module.infer, input_signature=[in_spec])
-        self.train_inputs = (_info(module.x_spec, "x"), _info(module.y_spec, "y"))
-        self.infer_input = _info(in_spec, "x")
-        self.infer_outputs = ("output",)
+        self._train = tf.function(module.train_step, input_signature=[*module.x_specs, *module.y_specs])
+        self._infer = tf.function(module.infer, input_signature=module.infer_specs)
+        self.train_inputs = (
+            record_info("x", [_info(s) for s in module.x_specs]),
+            record_info("y", [_info(s) for s in module.y_specs]),
+        )
+        self.infer_input = record_info("x", [_info(s) for s in module.infer_specs])
+        self.infer_outputs = tuple(o.name for o in module.outputs)
+        self._x_order = [s.name for s in module.x_specs]
+        self._y_order = [s.name for s in module.y_specs]
         self.weight_infos = {i.name: TensorInfo(i.name, i.shape, np.dtype(i.dtype)) for i in module.variables_info}
 
     def _train_step_impl(self, x: np.ndarray, y: np.ndarray) -> float:
-        return float(self._train(x, y)["loss"].numpy())
+        xs, ys = self.train_inputs[0].tensors(x), self.train_inputs[1].tensors(y)
+        return float(self._train(*(xs[n] for n in self._x_order), *(ys[n] for n in self._y_order))["loss"].numpy())
 
     def _infer_impl(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        return {"output": self._infer(x)["output"].numpy()}
+        xs = self.infer_input.tensors(x)
+        return {k: v.numpy() for k, v in self._infer(*(xs[n] for n in self._x_order)).items()}
 
     def _get_weights_impl(self) -> dict[str, np.ndarray]:
         return self.module.get_weights()
@@ -89,18 +102,13 @@ class SavedModelRunner(Runner):
                 "signature convention).",
             )
         self._sigs = sigs
-        train_in = sigs["train"].structured_input_signature[1]
-        if set(train_in) != {"x", "y"} or "loss" not in sigs["train"].structured_outputs:
-            raise SignatureError(
-                f"The train signature must take x and y and return loss; it takes {sorted(train_in)} and returns "
-                f"{sorted(sigs['train'].structured_outputs)}."
-            )
-        self.train_inputs = (_info(train_in["x"], "x"), _info(train_in["y"], "y"))
-        infer_in = sigs["infer"].structured_input_signature[1]
-        if len(infer_in) != 1:
-            raise SignatureError(f"The infer signature must take one input; it takes {sorted(infer_in)}.")
-        name, spec = next(iter(infer_in.items()))
-        self.infer_input = _info(spec, name)
+        layout = signature_layout({
+            key: {"inputs": {n: _detail(v) for n, v in sigs[key].structured_input_signature[1].items()},
+                  "outputs": {n: _detail(v) for n, v in sigs[key].structured_outputs.items()}}
+            for key in ("train", "infer")
+        }, require_weights=False)
+        self.train_inputs = layout.train_inputs
+        self.infer_input = layout.infer_input
         self.infer_outputs = tuple(sigs["infer"].structured_outputs)
         self.has_weights = "save" in sigs and "restore" in sigs
         self.weight_infos = (
@@ -109,10 +117,11 @@ class SavedModelRunner(Runner):
         )
 
     def _train_step_impl(self, x: np.ndarray, y: np.ndarray) -> float:
-        return float(self._sigs["train"](x=tf.constant(x), y=tf.constant(y))["loss"].numpy())
+        inputs = {**self.train_inputs[0].tensors(x), **self.train_inputs[1].tensors(y)}
+        return float(self._sigs["train"](**{k: tf.constant(v) for k, v in inputs.items()})["loss"].numpy())
 
     def _infer_impl(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        out = self._sigs["infer"](**{self.infer_input.name: tf.constant(x)})
+        out = self._sigs["infer"](**{k: tf.constant(v) for k, v in self.infer_input.tensors(x).items()})
         return {k: v.numpy() for k, v in out.items()}
 
     def _get_weights_impl(self) -> dict[str, np.ndarray]:

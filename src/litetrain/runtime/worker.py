@@ -423,10 +423,10 @@ class WorkerRunner(Runner):
 
     # -- Runner --------------------------------------------------------------------------------------------
     def _train_step_impl(self, x: np.ndarray, y: np.ndarray) -> float:
-        return float(self.call("train", x=x, y=y)["loss"])
+        return float(self.call("train", **self.train_inputs[0].tensors(x), **self.train_inputs[1].tensors(y))["loss"])
 
     def _infer_impl(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        return self.call("infer", **{self.infer_input.name: x})
+        return self.call("infer", **self.infer_input.tensors(x))
 
     def _get_weights_impl(self) -> dict[str, np.ndarray]:
         if self._checkpoint_dir is None:

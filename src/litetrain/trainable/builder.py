@@ -208,8 +208,9 @@ def _verify(module: TrainableModule, tflite: bytes, sample_x: np.ndarray | None,
     from litetrain.runtime.tensorflow import TensorflowModuleRunner
 
     if sample_x is None:
-        rng = np.random.default_rng(0)
-        sample_x = rng.standard_normal((8, *module.input_shape)).astype(module.input_dtype.as_numpy_dtype)
+        from litetrain.runtime.base import record
+
+        sample_x = record(module.sample_inputs(8))
     return verify_conversion(
         TensorflowModuleRunner(module), LiteRTRunner(tflite), sample_x, tol,
         other_kernels=lambda: LiteRTRunner(tflite, kernels=Kernels.REFERENCE, name="tflite-reference-kernels"),

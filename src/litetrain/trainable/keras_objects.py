@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from litetrain._lazy import import_module
@@ -38,7 +39,13 @@ def output_activation(model: Any) -> str | None:
     """Name of the activation that ends the model ('softmax', 'sigmoid', ...) or None for a linear output."""
     if not getattr(model, "layers", None):
         return None  # e.g. a subclassed model that was never built; TrainableModule says what is missing
-    layer = model.layers[-1]
+    return layer_activation(model.layers[-1])
+
+
+def layer_activation(layer: Any) -> str | None:
+    """Name of the activation that ends ``layer`` ('softmax', 'sigmoid', ...) or None for a linear one."""
+    if layer is None:
+        return None
     cls = type(layer).__name__
     if cls == "Softmax":
         return "softmax"
@@ -55,10 +62,19 @@ def resolve_loss(config: LossConfig | None, model: Any) -> LossConfig:
     Raises:
         UsageError: no loss given and the model was not compiled with a supported one.
     """
+    if len(getattr(model, "outputs", None) or ()) > 1:
+        from litetrain.trainable.outputs import resolve_output_losses
+
+        return resolve_output_losses(config, model)
     if config is None:
         config = _compiled_loss(model)
+    return with_from_logits(config, model.layers[-1] if getattr(model, "layers", None) else None)
+
+
+def with_from_logits(config: LossConfig, layer: Any) -> LossConfig:
+    """``config`` with ``from_logits`` inferred from the activation ending ``layer`` when not given."""
     if config.name.has_from_logits and config.from_logits is None:
-        act = output_activation(model)
+        act = layer_activation(layer)
         probs = {"softmax"} if config.name is not Loss.BINARY_CROSSENTROPY else {"sigmoid"}
         config = LossConfig(config.name, from_logits=act not in probs)
     if not config.name.has_from_logits and config.from_logits is not None:
@@ -74,6 +90,19 @@ def _compiled_loss(model: Any) -> LossConfig:
             hint="Pass --loss (e.g. sparse_categorical_crossentropy, categorical_crossentropy, "
             "binary_crossentropy, mse, mae).",
         )
+    if isinstance(loss, Mapping) and len(loss) == 1:  # loss={"output_name": ...} of a one-output model
+        loss = next(iter(loss.values()))
+    elif isinstance(loss, Sequence) and not isinstance(loss, str) and len(loss) == 1:
+        loss = loss[0]
+    return loss_config_of(loss)
+
+
+def loss_config_of(loss: Any) -> LossConfig:
+    """The config of one compiled loss (a name or a Keras loss object).
+
+    Raises:
+        UsageError: a loss litetrain does not build.
+    """
     if isinstance(loss, str):
         return LossConfig.parse(loss)
     name = getattr(loss, "name", None) or type(loss).__name__

@@ -4,6 +4,12 @@ Signature convention (also what ``litetrain compare`` expects of models built by
 
 - ``train(x, y) -> {"loss"}``: one optimizer step on a batch of fixed size.
 - ``infer(x) -> {"output"}``: the model's output (logits or probabilities, as the model ends), any batch size.
+- A model with several inputs takes ``x_<input name>`` for each instead of ``x``; one with several outputs takes
+  ``y_<output name>`` for each instead of ``y`` and ``infer`` returns ``<output name>`` for each instead of
+  ``output`` (Keras names, sanitized; see :func:`io_names`). The loss is the compiled per-output losses times their
+  ``loss_weights``, summed, as Keras ``fit`` computes it.
+- Integer inputs (token ids) are int32 in the signatures; int64 Keras inputs are cast inside the graph, since
+  LiteRT.js and other runtimes reject int64 tensors.
 - ``save() -> {name: tensor}``: every trainable weight and every optimizer state variable, by name.
 - ``restore(**{name: tensor}) -> {name: tensor}``: assigns them; returns what it assigned.
 
@@ -103,8 +109,11 @@ class TrainableModule(tf.Module):
         self.loss_config = loss
         self.optimizer_config = optimizer
         self.batch_size = int(batch_size)
-        self.input_shape, self.input_dtype, self.output_shape = _io_spec(model)
-        _check_loss_fits_output(loss, self.output_shape)
+        self.inputs, self.outputs = model_io(model, loss)
+        self.input_shape, self.input_dtype = self.inputs[0].shape, self.inputs[0].dtype
+        self.output_shape = self.outputs[0].shape
+        for out in self.outputs:
+            _check_loss_fits_output(out.loss, out.shape)
         self.frozen_layers = _apply_trainable(model, trainable)
         trainable_vars = list(model.trainable_variables)
         if not trainable_vars:
@@ -113,7 +122,7 @@ class TrainableModule(tf.Module):
                 hint="Choose layers that have weights, e.g. --trainable last:1 or --trainable all.",
             )
         self._trainable = trainable_vars
-        self.loss_fn = make_loss(self.framework, loss)
+        self._loss_fns = [make_loss(self.framework, out.loss) for out in self.outputs]
         self.optimizer = make_optimizer(self.framework, optimizer)
         self.optimizer.build(trainable_vars)
         opt_vars = self.optimizer.variables
@@ -167,37 +176,71 @@ class TrainableModule(tf.Module):
 
     # -- specs --------------------------------------------------------------------------------------------
     @property
+    def x_specs(self) -> list[Any]:
+        """The train signature's inputs, one per model input (fixed batch)."""
+        return [tf.TensorSpec((self.batch_size, *i.shape), i.signature_dtype, name=i.name) for i in self.inputs]
+
+    @property
+    def y_specs(self) -> list[Any]:
+        """The train signature's targets, one per model output (fixed batch)."""
+        return [o.target_spec(self.batch_size) for o in self.outputs]
+
+    @property
+    def infer_specs(self) -> list[Any]:
+        return [tf.TensorSpec((None, *i.shape), i.signature_dtype, name=i.name) for i in self.inputs]
+
+    @property
     def x_spec(self) -> Any:
-        return tf.TensorSpec((self.batch_size, *self.input_shape), self.input_dtype, name="x")
+        return self.x_specs[0]
 
     @property
     def y_spec(self) -> Any:
-        if self.loss_config.name is Loss.SPARSE_CATEGORICAL_CROSSENTROPY:
-            return tf.TensorSpec((self.batch_size,), tf.int32, name="y")
-        # Float targets follow the model's precision (float64 for the float64 reference twin).
-        return tf.TensorSpec((self.batch_size, *self.output_shape), self.input_dtype, name="y")
+        return self.y_specs[0]
 
     @property
     def y_dtype(self) -> np.dtype:
         return np.dtype(self.y_spec.dtype.as_numpy_dtype)
 
+    def sample_inputs(self, n: int, seed: int = 0) -> dict[str, np.ndarray]:
+        """Seeded inputs for ``infer`` by signature name: standard-normal floats, zeros and ones for integer inputs
+        (valid ids for any Embedding or lookup)."""
+        rng = np.random.default_rng(seed)
+        out = {}
+        for i in self.inputs:
+            dtype = i.signature_dtype.as_numpy_dtype
+            values = rng.integers(0, 2, (n, *i.shape)) if i.dtype.is_integer else rng.standard_normal((n, *i.shape))
+            out[i.name] = values.astype(dtype)
+        return out
+
     # -- the computations ---------------------------------------------------------------------------------
-    def train_step(self, x: Any, y: Any) -> dict[str, Any]:
-        """One optimizer step; returns the loss before the update (as Keras ``fit`` reports it)."""
+    def _forward(self, xs: tuple[Any, ...]) -> list[Any]:
+        """The model's outputs, in ``self.outputs`` order, on signature inputs (cast to the model's dtypes)."""
+        cast = [x if x.dtype == i.dtype else tf.cast(x, i.dtype) for x, i in zip(xs, self.inputs, strict=True)]
+        out = self.model(cast if len(cast) > 1 else cast[0], training=False)
+        return list(tf.nest.flatten(out))
+
+    def train_step(self, *tensors: Any) -> dict[str, Any]:
+        """One optimizer step on ``(*xs, *ys)``; returns the loss before the update (as Keras ``fit`` reports it)."""
+        xs, ys = tensors[: len(self.inputs)], tensors[len(self.inputs) :]
         with tf.GradientTape() as tape:
-            out = self.model(x, training=False)
-            loss = self.loss_fn(y, out)
+            outs = self._forward(xs)
+            terms = [fn(y, o) for fn, y, o in zip(self._loss_fns, ys, outs, strict=True)]
+            terms = [t if o.weight == 1.0 else tf.cast(o.weight, t.dtype) * t for t, o in zip(terms, self.outputs, strict=True)]
+            loss = tf.add_n(terms) if len(terms) > 1 else terms[0]
             if self.model.losses:
                 loss = loss + tf.add_n(self.model.losses)
-        grads = tape.gradient(loss, self._trainable)
+        # An Embedding's gradient is IndexedSlices, which optimizers apply with ResourceScatter* ops (no builtin);
+        # as a dense tensor it is UNSORTED_SEGMENT_SUM and a dense update, the same values.
+        grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g
+                 for g in tape.gradient(loss, self._trainable)]
         if self.framework is Framework.KERAS3:
             self.optimizer.apply(grads, self._trainable)
         else:
             self.optimizer.apply_gradients(zip(grads, self._trainable, strict=True))
         return {"loss": loss}
 
-    def infer(self, x: Any) -> dict[str, Any]:
-        return {"output": self.model(x, training=False)}
+    def infer(self, *xs: Any) -> dict[str, Any]:
+        return {o.name: t for o, t in zip(self.outputs, self._forward(xs), strict=True)}
 
     def save(self) -> dict[str, Any]:
         return {info.name: tf.identity(v) for info, v in zip(self.variables_info, self._exchanged, strict=True)}
@@ -237,10 +280,8 @@ class TrainableModule(tf.Module):
         """
         path_spec = tf.TensorSpec((), tf.string, name="checkpoint_path")
         return {
-            TRAIN: tf.function(self.train_step).get_concrete_function(self.x_spec, self.y_spec),
-            INFER: tf.function(self.infer).get_concrete_function(
-                tf.TensorSpec((None, *self.input_shape), self.input_dtype, name="x")
-            ),
+            TRAIN: tf.function(self.train_step).get_concrete_function(*self.x_specs, *self.y_specs),
+            INFER: tf.function(self.infer).get_concrete_function(*self.infer_specs),
             SAVE: tf.function(self.save_to_path).get_concrete_function(path_spec)
             if path_checkpoints else tf.function(self.save).get_concrete_function(),
             RESTORE: tf.function(self.restore_from_path).get_concrete_function(path_spec)
@@ -256,7 +297,88 @@ class TrainableModule(tf.Module):
             v.assign(weights[i.name])
 
 
-def _io_spec(model: Any) -> tuple[tuple[int, ...], Any, tuple[int, ...]]:
+@dataclasses.dataclass(frozen=True)
+class InputInfo:
+    """One model input as the signatures take it."""
+
+    name: str  # the signature name: "x", or "x_<Keras name>" when the model has several inputs
+    keras_name: str
+    shape: tuple[int, ...]  # without the batch dimension
+    dtype: Any  # the model's tf.DType
+
+    @property
+    def signature_dtype(self) -> Any:
+        """int32 for every integer input (the cast to the model's dtype is inside the graph), else the model's."""
+        return tf.int32 if self.dtype.is_integer else self.dtype
+
+
+@dataclasses.dataclass(frozen=True)
+class OutputInfo:
+    """One model output: its names in the signatures, its loss and the loss's weight."""
+
+    name: str  # the infer output: "output", or the Keras output name when the model has several outputs
+    target: str  # the train input of its targets: "y", or "y_<Keras name>"
+    keras_name: str
+    shape: tuple[int, ...]
+    dtype: Any  # float dtype of the output (float64 in the reference twin)
+    loss: LossConfig
+    weight: float = 1.0
+
+    def target_spec(self, batch_size: int) -> Any:
+        if self.loss.name is Loss.SPARSE_CATEGORICAL_CROSSENTROPY:
+            return tf.TensorSpec((batch_size,), tf.int32, name=self.target)
+        return tf.TensorSpec((batch_size, *self.shape), self.dtype, name=self.target)
+
+
+def io_names(prefix: str, keras_names: list[str], single: str) -> list[str]:
+    """Signature names: ``single`` for one tensor, else ``<prefix><sanitized Keras name>``, made unique."""
+    if len(keras_names) == 1:
+        return [single]
+    used: set[str] = set()
+    out = []
+    for keras_name in keras_names:
+        base = prefix + re.sub(r"[^A-Za-z0-9_]", "_", keras_name).strip("_") if prefix else _sanitize(keras_name)
+        name, k = base, 2
+        while name in used:
+            name, k = f"{base}_{k}", k + 1
+        used.add(name)
+        out.append(name)
+    return out
+
+
+def model_io(model: Any, loss: LossConfig) -> tuple[tuple[InputInfo, ...], tuple[OutputInfo, ...]]:
+    """The inputs and outputs of ``model`` with their signature names, shapes, dtypes and losses.
+
+    Raises:
+        UnsupportedModelError: no defined inputs/outputs, dimensions besides the batch unknown, or an input that
+            is neither float nor integer.
+    """
+    inputs, outputs = _defined_io(model)
+    in_names = [str(n) for n in (getattr(model, "input_names", None) or [t.name for t in inputs])]
+    out_names = [str(n) for n in (getattr(model, "output_names", None) or [f"output_{i}" for i in range(len(outputs))])]
+    ins = []
+    for tensor, keras_name, name in zip(inputs, in_names, io_names("x_", in_names, "x"), strict=True):
+        dtype = tf.as_dtype(getattr(tensor, "dtype", "float32") or "float32")
+        if not (dtype.is_floating or dtype.is_integer):
+            raise UnsupportedModelError(
+                f"The model input {keras_name!r} has dtype {dtype.name}; litetrain trains float and integer inputs.",
+                hint="Preprocess to numbers outside the model (e.g. token ids as int32) and start the trainable "
+                "model at keras.Input(shape, dtype='int32') or 'float32'.",
+            )
+        ins.append(InputInfo(name, keras_name, _static_shape(tensor, keras_name), dtype))
+    per_output = getattr(loss, "outputs", None) or [None] * len(outputs)
+    outs = []
+    names = zip(io_names("", out_names, "output"), io_names("y_", out_names, "y"), strict=True)
+    for tensor, keras_name, (name, target), head in zip(outputs, out_names, names, per_output, strict=True):
+        dtype = tf.as_dtype(getattr(tensor, "dtype", "float32") or "float32")
+        outs.append(OutputInfo(
+            name, target, keras_name, _static_shape(tensor, keras_name), dtype if dtype.is_floating else tf.float32,
+            head.loss if head is not None else loss, head.weight if head is not None else 1.0,
+        ))
+    return tuple(ins), tuple(outs)
+
+
+def _defined_io(model: Any) -> tuple[list[Any], list[Any]]:
     inputs = getattr(model, "inputs", None)
     outputs = getattr(model, "outputs", None)
     if not inputs or not outputs:
@@ -265,24 +387,49 @@ def _io_spec(model: Any) -> tuple[tuple[int, ...], Any, tuple[int, ...]]:
             "was never built on keras.Input).",
             hint="Build it as a Sequential or functional model starting with keras.Input(shape=...).",
         )
-    if len(inputs) != 1 or len(outputs) != 1:
+    return list(inputs), list(outputs)
+
+
+def _static_shape(tensor: Any, name: str) -> tuple[int, ...]:
+    shape = tuple(tensor.shape)[1:]
+    if any(d is None for d in shape):
         raise UnsupportedModelError(
-            f"litetrain trains models with one input and one output; this model has {len(inputs)} input(s) and "
-            f"{len(outputs)} output(s).",
-            hint="Wrap the model so that it takes one tensor and returns one tensor.",
-        )
-    in_shape = tuple(inputs[0].shape)[1:]
-    out_shape = tuple(outputs[0].shape)[1:]
-    if any(d is None for d in in_shape + out_shape):
-        raise UnsupportedModelError(
-            f"The model's input shape {in_shape} or output shape {out_shape} has unknown dimensions besides the "
-            "batch; the train signature needs static shapes.",
+            f"The model's {name!r} has shape {shape} per sample, with unknown dimensions besides the batch; the "
+            "train signature needs static shapes.",
             hint="Give keras.Input a full shape, e.g. keras.Input(shape=(28, 28)).",
         )
-    dtype = tf.as_dtype(getattr(inputs[0], "dtype", "float32") or "float32")
-    if not dtype.is_floating:
-        raise UnsupportedModelError(f"The model input has dtype {dtype.name}; litetrain trains float inputs.")
-    return tuple(int(d) for d in in_shape), dtype, tuple(int(d) for d in out_shape)
+    return tuple(int(d) for d in shape)
+
+
+def _io_spec(model: Any) -> tuple[tuple[int, ...], Any, tuple[int, ...]]:
+    """Input shape, input dtype and output shape of a model with one float input and one output.
+
+    Raises:
+        UnsupportedModelError: several inputs or outputs, or an integer input (for commands that support neither).
+    """
+    require_single_io(model, "This command")
+    (info,), (out,) = model_io(model, LossConfig(Loss.MSE))
+    if not info.dtype.is_floating:
+        raise UnsupportedModelError(
+            f"The model input has dtype {info.dtype.name}; this command supports float inputs for now.",
+            hint="Use litetrain check or build for models with integer inputs.",
+        )
+    return info.shape, info.dtype, out.shape
+
+
+def require_single_io(model: Any, command: str) -> None:
+    """Refuses a model with several inputs or outputs, for commands that do not support them yet.
+
+    Raises:
+        UnsupportedModelError: naming the command and what it supports.
+    """
+    inputs, outputs = _defined_io(model)
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise UnsupportedModelError(
+            f"{command} supports one input and one output for now; this model has {len(inputs)} input(s) and "
+            f"{len(outputs)} output(s).",
+            hint="Use litetrain check or build, which support several inputs and outputs.",
+        )
 
 
 def _check_loss_fits_output(loss: LossConfig, output_shape: tuple[int, ...]) -> None:

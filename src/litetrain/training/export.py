@@ -237,6 +237,7 @@ def export_inference_model(
     from litetrain.convert.census import op_census
     from litetrain.quantization.conversion import convert_saved_model
     from litetrain.quantization.modes import QuantMode, parse_mode
+    from litetrain.runtime.base import require_single_io_signatures
     from litetrain.runtime.litert import read_model
     from litetrain.runtime.worker import WorkerRunner
     from litetrain.training.checkpoint import model_fingerprint
@@ -264,6 +265,7 @@ def export_inference_model(
     # The reference: the trained model itself, as LiteRT runs it. It runs in a worker process because export is
     # where .tflite files from elsewhere arrive: a malformed one that crashes the interpreter is a clean error.
     with WorkerRunner(model_bytes, name="trained") as trained:
+        require_single_io_signatures(trained, "litetrain export")
         arrays, ckpt_info = load_checkpoint_arrays(
             checkpoint, fingerprint=model_fingerprint(model_bytes, trained.weight_infos)
         )

@@ -579,6 +579,7 @@ def train(
     Raises:
         LitetrainError: for every user-facing problem (see :meth:`TrainSession.run`).
     """
+    from litetrain.runtime.base import require_single_io_signatures
     from litetrain.runtime.litert import read_model
 
     started = time.perf_counter()
@@ -593,6 +594,7 @@ def train(
         progress = Progress(enabled=None if progress is True else progress)
     with make_runner(model_path or model_bytes, isolated=isolated, runtime_python=runtime_python,
                      num_threads=num_threads) as runner:
+        require_single_io_signatures(runner, "litetrain train")
         dataset = load_dataset(data, labels=labels, input_shape=runner.infer_input.shape[1:])
         settings = {"labels": None if labels is None else str(labels), "isolated": bool(isolated or runtime_python),
                     "runtime_python": runtime_python, "num_threads": num_threads}
