@@ -30,6 +30,7 @@ FLEX_GRADIENT_OPS = {
     "Relu6Grad",
     "LeakyReluGrad",
     "EluGrad",
+    "SoftsignGrad",
     "Conv2DBackpropFilter",
     "DepthwiseConv2dNativeBackpropInput",
     "DepthwiseConv2dNativeBackpropFilter",
@@ -159,6 +160,7 @@ OP_CASES: dict[str, tuple[Callable[..., tf.Tensor], Sequence, bool]] = {
     "relu6": (lambda x: tf.nn.relu6(4.0 * x), [X], False),
     "leaky_relu": (lambda x: tf.nn.leaky_relu(x, alpha=0.3), [X], False),
     "elu": (tf.nn.elu, [X], False),
+    "softsign": (tf.nn.softsign, [X], False),
     "gelu_exact": (lambda x: tf.nn.gelu(x, approximate=False), _gelu_inputs, False),
     "fused_batch_norm_frozen": (_fused_batch_norm, [X, (3,), (3,)], False),
     "conv2d_dilation2_same": (
@@ -374,6 +376,28 @@ def test_keras3_activations_train_builtin_only() -> None:
     branches.append(L.LeakyReLU(negative_slope=0.1)(L.Dense(8)(inputs)))
     features = L.Dropout(0.5)(L.Concatenate()(branches))
     check_training(keras.Model(inputs, L.Dense(3)(features)), keras3=True)
+
+
+# Every activation that keras.activations names (threshold and glu take extra arguments or halve the width; they
+# are covered as layers below).
+ALL_ACTIVATIONS = sorted(
+    name for name in dir(keras.activations)
+    if not name.startswith("_") and name not in ("threshold", "glu", "get", "serialize", "deserialize")
+)
+
+
+@pytest.mark.parametrize("chunk", range(3))
+def test_every_keras3_activation_trains_builtin_only(chunk: int) -> None:
+    keras.utils.set_random_seed(chunk)
+    inputs = keras.Input((6,))
+    names = ALL_ACTIVATIONS[chunk::3]
+    branches = [L.Dense(4, activation=name, name=f"act_{name}")(inputs) for name in names]
+    if chunk == 0:
+        branches.append(L.Activation(lambda t: keras.activations.threshold(t, 0.1, 0.0))(L.Dense(4)(inputs)))
+        branches.append(L.Lambda(keras.activations.glu)(L.Dense(8)(inputs)))  # Activation would keep width 8
+        branches.append(L.PReLU()(L.Dense(4)(inputs)))
+        branches.append(L.ReLU(max_value=3.0, negative_slope=0.1, threshold=0.2)(L.Dense(4)(inputs)))
+    check_training(keras.Model(inputs, L.Dense(3)(L.Concatenate()(branches))), keras3=True)
 
 
 def test_keras3_conv2d_trains_builtin_only() -> None:

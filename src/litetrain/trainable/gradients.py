@@ -175,6 +175,11 @@ def _elu_grad(op: Any, dy: tf.Tensor) -> tf.Tensor:
     return tf.where(y < 0, (y + 1) * dy, dy)
 
 
+def _softsign_grad(op: Any, dy: tf.Tensor) -> tf.Tensor:
+    # TF's SoftsignGrad kernel: dy / (1 + |x|)^2.
+    return dy / tf.square(1.0 + tf.abs(op.inputs[0]))
+
+
 _SQRT_HALF = math.sqrt(0.5)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 # Below this |x|, Phi(x) = 0.5 + x / sqrt(2 pi) to within 1e-10 (the cubic term), and y / x would divide tiny
@@ -522,6 +527,7 @@ _REWRITE_FNS: dict[str, _Rewrite] = {
     "Relu6": _relu6_grad,
     "LeakyRelu": _leaky_relu_grad,
     "Elu": _elu_grad,
+    "Softsign": _softsign_grad,
     "Mul": _gelu_mul_grad,
     "Conv2D": _conv2d_grad,
     "Conv2DBackpropInput": _conv2d_transpose_grad,
@@ -545,6 +551,7 @@ REWRITES: Mapping[str, str] = {
     "Relu6": "Relu6Grad -> where(0 < y < 6, dy, 0) (GREATER, LESS, LOGICAL_AND, SELECT)",
     "LeakyRelu": "LeakyReluGrad -> where(x > 0, dy, alpha*dy) (GREATER, MUL, SELECT)",
     "Elu": "EluGrad -> where(y < 0, (y+1)*dy, dy) (LESS, ADD, MUL, SELECT)",
+    "Softsign": "SoftsignGrad -> dy / (1 + |x|)^2 (ABS, ADD, SQUARE, DIV)",
     # Keyed by the forward op that needs the rewrite; the registry entry swapped is that of the Mul after it.
     "Erfc": "exact GELU: derivative Phi(x) + x*phi(x) from x and the GELU output, so the forward still fuses "
     "to the GELU builtin (TFLite has no ERF/ERFC)",
