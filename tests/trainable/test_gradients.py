@@ -40,6 +40,8 @@ FLEX_GRADIENT_OPS = {
     "FusedBatchNormGradV2",
     "FusedBatchNormGradV3",
     "StridedSliceGrad",
+    "ResizeBilinearGrad",
+    "ResizeNearestNeighborGrad",
 }
 STEPS = 10
 BATCH = 4
@@ -213,6 +215,15 @@ OP_CASES.update({
     "tile_repeat_rows_cols": (lambda x: tf.repeat(tf.repeat(x, 2, axis=1), 3, axis=2), [X], False),
     "tile_several_axes": (lambda x: tf.tile(x, [2, 1, 3, 1]), [X], False),
     "tile_last_axis": (lambda x: tf.tile(x, [1, 1, 1, 2]), [X], False),
+    # Resizing: up and down, each corner/centre rule, nearest neighbour included.
+    "resize_bilinear_up_half_pixel": (lambda x: tf.image.resize(x, (14, 20)), [X], False),
+    "resize_bilinear_down_half_pixel": (lambda x: tf.image.resize(x, (4, 6)), [X], False),
+    "resize_bilinear_align_corners": (
+        lambda x: tf.compat.v1.image.resize_bilinear(x, (13, 7), align_corners=True), [X], False),
+    "resize_bilinear_legacy": (lambda x: tf.compat.v1.image.resize_bilinear(x, (13, 7)), [X], False),
+    "resize_nearest_up": (lambda x: tf.image.resize(x, (18, 27), method="nearest"), [X], False),
+    "resize_nearest_down_align": (
+        lambda x: tf.compat.v1.image.resize_nearest_neighbor(x, (5, 4), align_corners=True), [X], False),
 })
 for _stride in (1, 2):
     for _padding in ("SAME", "VALID"):

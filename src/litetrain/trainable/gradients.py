@@ -433,6 +433,38 @@ def _tile_grad(op: Any, dy: tf.Tensor) -> list[tf.Tensor | None] | None:
     return [tf.reshape(summed, shape), None]
 
 
+# --- resizing --------------------------------------------------------------------------------------------
+
+
+def _interpolation_matrix(op: Any, size: int, out: int, axis: int) -> np.ndarray:
+    """The [out, size] matrix by which the op's resize acts along one spatial axis (the resize is separable).
+
+    Found by resizing the ``size`` unit vectors with the op itself (its own corner and centre rules) while the other
+    spatial axis keeps size 1, which every resize leaves unchanged.
+    """
+    basis = np.eye(size, dtype=np.float32).reshape((size, size, 1, 1) if axis == 0 else (size, 1, size, 1))
+    attrs = {name: op.get_attr(name) for name in ("align_corners", "half_pixel_centers")}
+    with tf.init_scope():
+        resized = getattr(tf.raw_ops, op.type)(images=basis, size=[out, 1] if axis == 0 else [1, out], **attrs)
+        return np.asarray(resized, dtype=np.float64).reshape(size, out).T
+
+
+def _resize_grad(op: Any, dy: tf.Tensor) -> list[tf.Tensor | None] | None:
+    """ResizeBilinear / ResizeNearestNeighbor gradients (their Grad ops are Flex) as two small matrix products.
+
+    With static sizes the resize is y = A_h x A_w^T per image and channel, so dx = A_h^T dy A_w: two EINSUMs that
+    lower to BATCH_MATMUL. Exact for nearest neighbour too (A is then 0/1, several outputs summed per input).
+    """
+    in_dims, out_dims = _static_dims(op.inputs[0]), _static_dims(dy)
+    if in_dims is None or out_dims is None or not dy.dtype.is_floating:
+        return None
+    (h, w, _), (ho, wo, _) = in_dims, out_dims
+    a_h = tf.constant(_interpolation_matrix(op, h, ho, 0), dy.dtype)
+    a_w = tf.constant(_interpolation_matrix(op, w, wo, 1), dy.dtype)
+    rows = tf.einsum("nopc,oi->nipc", dy, a_h)
+    return [tf.cast(tf.einsum("nipc,pj->nijc", rows, a_w), op.inputs[0].dtype), None]
+
+
 # --- pooling ---------------------------------------------------------------------------------------------
 
 
@@ -533,6 +565,8 @@ _REWRITE_FNS: dict[str, _Rewrite] = {
     "Conv2DBackpropInput": _conv2d_transpose_grad,
     "StridedSlice": _strided_slice_grad,
     "Tile": _tile_grad,
+    "ResizeBilinear": _resize_grad,
+    "ResizeNearestNeighbor": _resize_grad,
     "DepthwiseConv2dNative": _depthwise_grad,
     "MaxPool": _max_pool_grad,
     "AvgPool": _avg_pool_grad,
@@ -563,6 +597,10 @@ REWRITES: Mapping[str, str] = {
     "steps), else one SCATTER_ND of dy to the positions the slice took",
     "Tile": "TileGrad's 2x-rank RESHAPE + SUM (10-D for UpSampling's repeat; XNNPACK refuses it) -> untiled "
     "axes merged, at most 5-D",
+    "ResizeBilinear": "ResizeBilinearGrad -> dx = A_h^T dy A_w with the resize's own interpolation matrices "
+    "(EINSUM -> BATCH_MATMUL)",
+    "ResizeNearestNeighbor": "ResizeNearestNeighborGrad -> dx = A_h^T dy A_w with 0/1 selection matrices "
+    "(EINSUM -> BATCH_MATMUL)",
     "DepthwiseConv2dNative": "depthwise backprop (input and filter) -> per-tap strided slices, MUL, SUM, and "
     "interleave/PAD to add back",
     "MaxPool": "MaxPoolGrad -> per-tap strided slices, EQUAL to the output with first-max masks, interleave/PAD "
