@@ -189,6 +189,22 @@ def _slots(module: Any) -> tuple[list[Any], list[Any]]:
     return inputs, targets
 
 
+def _pair_slots(runner: Any) -> tuple[list[Any], list[Any]]:
+    """The inputs and targets of a pair's train signature; each target trains the infer output of its name
+    (``y_cls`` -> ``cls``; a single ``y``, the primary output), whose shape a probe on zeros gives."""
+    from litetrain.data.fit import Slot
+
+    x_info, y_info = runner.train_inputs
+    in_shape = tuple(d or 1 for d in runner.infer_input.shape[1:])
+    probe = runner.infer(np.zeros((1, *in_shape), runner.infer_input.dtype))
+    inputs = [Slot(f, _unique(f.name, f.name[2:] if f.name.startswith("x_") else f.name)) for f in x_info.fields]
+    targets = []
+    for f in y_info.fields:
+        output = f.name[2:] if f.name.startswith("y_") and f.name[2:] in probe else runner.primary_output
+        targets.append(Slot(f, _unique(f.name, output), output, tuple(probe[output].shape[1:]), None))
+    return inputs, targets
+
+
 def _unique(*names: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
@@ -242,7 +258,7 @@ def compare(
     from litetrain.comparison.session import Twins, run_comparison
     from litetrain.convert.census import check_variables_initialized, op_census
     from litetrain.data.batching import plan_batches
-    from litetrain.data.fit import fit_to_model
+    from litetrain.data.fit import fit_to_slots
     from litetrain.runtime.litert import LiteRTRunner, read_model
     from litetrain.runtime.tensorflow import SavedModelRunner
 
@@ -275,9 +291,7 @@ def compare(
             hint="Export save() and restore() (see the signature convention), or omit --repeats.",
         )
     initial = ref.get_weights() if repeats else None  # before training
-    in_shape = tuple(d or 1 for d in ref.infer_input.shape[1:])
-    probe = ref.infer(np.zeros((1, *in_shape), ref.infer_input.dtype))[ref.primary_output]
-    fitted = fit_to_model(dataset, ref.train_inputs[0], ref.train_inputs[1], tuple(probe.shape[1:]), None)
+    fitted = fit_to_slots(dataset, *_pair_slots(ref))
     plan = plan_batches(len(fitted.x), batch, steps=steps, epochs=epochs, seed=seed)
     model_info = {
         "reference": str(reference),

@@ -54,7 +54,7 @@ def two_output_data(n: int = 160) -> dict[str, np.ndarray]:
     return {"features": x, "cls": np.argmax(x[:, :3], axis=1), "reg": x[:, 3:] * 0.5}
 
 
-def two_tower_model():
+def two_tower_model(as_dict: bool = False):
     import keras
 
     a = keras.Input((4,), name="user")
@@ -62,7 +62,7 @@ def two_tower_model():
     ha = keras.layers.Dense(6, activation="tanh", name="user_tower")(a)
     hb = keras.layers.Dense(6, activation="tanh", name="item_tower")(b)
     out = keras.layers.Dense(2, name="score")(keras.layers.Concatenate()([ha, hb]))
-    model = keras.Model([a, b], out)
+    model = keras.Model({"user": a, "item": b} if as_dict else [a, b], out)
     model.compile(optimizer=keras.optimizers.Adam(0.02), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     return model
 
@@ -177,7 +177,8 @@ def test_train_export_and_quantize_refuse_multi_io_models_in_one_line(tmp_path):
     import litetrain
     from litetrain.training.export import export_inference_model
 
-    build(two_tower_model(), batch_size=4, output_dir=tmp_path / "b")
+    built = build(two_tower_model(as_dict=True), batch_size=4, output_dir=tmp_path / "b")  # Keras 3 wants the dict
+    assert built.verification.initial_weights_exact
     tflite = tmp_path / "b" / "model.tflite"
     ds = named_dataset(two_tower_data(), ["user", "item"])
     match = "supports one input and one output for now"
@@ -187,3 +188,15 @@ def test_train_export_and_quantize_refuse_multi_io_models_in_one_line(tmp_path):
         export_inference_model(tflite, checkpoint=tmp_path / "ckpt", output=tmp_path / "out.tflite")
     with pytest.raises(UnsupportedModelError, match="litetrain quantize " + match):
         litetrain.quantize(two_tower_model(), ds)
+
+
+def test_compare_reads_a_built_two_output_pair(tmp_path):
+    from litetrain.api import compare
+
+    build(two_output_model(), batch_size=8, output_dir=tmp_path / "b")
+    arrays = two_output_data()
+    path = tmp_path / "heads.npz"
+    np.savez(path, **arrays)
+    result = compare(tmp_path / "b" / "saved_model", tmp_path / "b" / "model.tflite", str(path), steps=20)
+    assert result.verdict.value in ("consistent", "consistent-sensitive"), (result.verdict, result.cause)
+    assert result.inference["after"].accuracy["tflite"] is not None

@@ -139,8 +139,8 @@ def locate_forward(model: Any, tflite: bytes, x: np.ndarray, rtol: float = 1e-4,
     interp = new_interpreter(model_content=tflite, experimental_preserve_all_tensors=True,
                          experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     runner = interp.get_signature_runner("infer")
-    name = next(iter(runner.get_input_details()))
-    runner(**{name: x.astype(np.float32)})
+    name, detail = next(iter(runner.get_input_details().items()))
+    runner(**{name: x.astype(detail["dtype"])})  # float32, or int32 token ids
     subgraph = runner._subgraph_index
     tensors: list[np.ndarray] = []
     for detail in interp.get_tensor_details(subgraph):

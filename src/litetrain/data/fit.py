@@ -102,15 +102,16 @@ def fit_to_slots(ds: Dataset, inputs: list[Slot], targets: list[Slot]) -> Fitted
     for slot in inputs:
         shape = tuple(int(d) for d in slot.info.shape[1:])
         name, test_name = ("x", "x_test") if len(inputs) == 1 else (repr(slot.keys[-1]), f"{slot.keys[-1]!r} (test)")
-        xs[slot.info.name] = _fit_x(_pick(ds.x, slot, len(inputs), "x", ds.name), shape, name, ds.name, slot.info.dtype)
-        xs_test[slot.info.name] = _fit_x(_pick(ds.x_test, slot, len(inputs), "x_test", ds.name), shape, test_name,
+        xs[slot.info.name] = _fit_x(_pick(ds.x, slot, inputs, targets, "x", ds.name), shape, name, ds.name, slot.info.dtype)
+        xs_test[slot.info.name] = _fit_x(_pick(ds.x_test, slot, inputs, targets, "x_test", ds.name), shape, test_name,
                                          ds.name, slot.info.dtype)
     report: tuple[Slot, TaskKind, int | None, np.ndarray | None] | None = None
     for slot in targets:
-        kind, classes = _task(slot.info, slot.output_shape, slot.loss)
+        train_y = _pick(ds.y, slot, targets, inputs, "y", ds.name)
+        kind, classes = _task(slot.info, slot.output_shape, slot.loss, train_y if slot.loss is None else None)
         fit = (slot.info, slot.output_shape, kind, classes)
-        ys[slot.info.name], _ = _fit_y(_pick(ds.y, slot, len(targets), "y", ds.name), *fit, "y", ds.name)
-        ys_test[slot.info.name], labels = _fit_y(_pick(ds.y_test, slot, len(targets), "y_test", ds.name), *fit,
+        ys[slot.info.name], _ = _fit_y(train_y, *fit, "y", ds.name)
+        ys_test[slot.info.name], labels = _fit_y(_pick(ds.y_test, slot, targets, inputs, "y_test", ds.name), *fit,
                                                  "y_test", ds.name)
         if report is None or (report[3] is None and labels is not None):
             report = (slot, kind, classes, labels)
@@ -124,9 +125,14 @@ def fit_to_slots(ds: Dataset, inputs: list[Slot], targets: list[Slot]) -> Fitted
                       slot.output if multi else None, slot.info.name if multi else None)
 
 
-def _pick(arrays: np.ndarray | Mapping[str, np.ndarray], slot: Slot, count: int, what: str,
-          source: str) -> np.ndarray:
-    """The array of ``slot`` in a dataset's ``x``/``y``/... (a dict by name, or one plain array)."""
+def _pick(arrays: np.ndarray | Mapping[str, np.ndarray], slot: Slot, kind: list[Slot], others: list[Slot],
+          what: str, source: str) -> np.ndarray:
+    """The array of ``slot`` (one of ``kind``) in a dataset's ``x``/``y``/...: a dict by name, or one plain array.
+
+    A model's only input (or target) that its signature calls plain ``x`` (``y``) takes the one array of a dict that
+    no slot of ``others`` names.
+    """
+    count = len(kind)
     if not isinstance(arrays, Mapping):
         if count > 1:
             raise DataError(
@@ -140,6 +146,11 @@ def _pick(arrays: np.ndarray | Mapping[str, np.ndarray], slot: Slot, count: int,
     for key in slot.keys:
         if _plain(key) in by_key:
             return by_key[_plain(key)]
+    if count == 1:
+        claimed = {_plain(k) for other in others for k in other.keys}
+        left = [k for k in by_key if k not in claimed]
+        if len(left) == 1:
+            return by_key[left[0]]
     raise DataError(
         f"{source}: {what} has no array for {slot.keys[-1]!r}; it has {sorted(arrays)}.",
         hint=f"Name the arrays after the model's inputs and outputs ({slot.keys[-1]!r} or {slot.keys[0]!r}).",
@@ -183,7 +194,9 @@ def _integer_x(x: np.ndarray, name: str, source: str, dtype: np.dtype) -> np.nda
     return np.ascontiguousarray(x, dtype=dtype)
 
 
-def _task(y_info: TensorInfo, output_shape: tuple[int, ...], loss: LossConfig | None) -> tuple[TaskKind, int | None]:
+def _task(y_info: TensorInfo, output_shape: tuple[int, ...], loss: LossConfig | None,
+          labels: np.ndarray | None = None) -> tuple[TaskKind, int | None]:
+    """What the target trains; without a loss (``compare``) from its dtype, the output's shape and the ``labels``."""
     width = output_shape[-1] if output_shape else 1
     if loss is not None:
         if loss.name in (Loss.SPARSE_CATEGORICAL_CROSSENTROPY, Loss.CATEGORICAL_CROSSENTROPY):
@@ -199,9 +212,18 @@ def _task(y_info: TensorInfo, output_shape: tuple[int, ...], loss: LossConfig | 
         return TaskKind.REGRESSION, None
     if np.issubdtype(y_info.dtype, np.integer):
         return TaskKind.MULTICLASS, width
-    if len(output_shape) == 1 and width > 1:
+    if len(output_shape) == 1 and width > 1 and (labels is None or _class_like(labels, width)):
         return TaskKind.MULTICLASS, width
     return TaskKind.REGRESSION, None
+
+
+def _class_like(y: np.ndarray, classes: int) -> bool:
+    """Labels that are class indices or one-hot rows (float targets of a vector output otherwise: regression)."""
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == classes:
+        return bool(np.all((y == 0) | (y == 1)) and np.all(y.sum(axis=1) == 1))
+    flat = y.reshape(len(y), -1)
+    return flat.shape[1] == 1 and bool(np.all(np.mod(flat, 1) == 0))
 
 
 def _fit_y(

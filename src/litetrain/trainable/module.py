@@ -216,7 +216,7 @@ class TrainableModule(tf.Module):
     def _forward(self, xs: tuple[Any, ...]) -> list[Any]:
         """The model's outputs, in ``self.outputs`` order, on signature inputs (cast to the model's dtypes)."""
         cast = [x if x.dtype == i.dtype else tf.cast(x, i.dtype) for x, i in zip(xs, self.inputs, strict=True)]
-        out = self.model(cast if len(cast) > 1 else cast[0], training=False)
+        out = self.model(_packed_inputs(self.model, cast), training=False)
         return list(tf.nest.flatten(out))
 
     def train_step(self, *tensors: Any) -> dict[str, Any]:
@@ -328,6 +328,15 @@ class OutputInfo:
         if self.loss.name is Loss.SPARSE_CATEGORICAL_CROSSENTROPY:
             return tf.TensorSpec((batch_size,), tf.int32, name=self.target)
         return tf.TensorSpec((batch_size, *self.shape), self.dtype, name=self.target)
+
+
+def _packed_inputs(model: Any, flat: list[Any]) -> Any:
+    """``flat`` (in ``model.inputs`` order) in the structure the model was built on: one tensor, a list, or a dict
+    keyed by input name (Keras 3 refuses a list for a model built on a dict)."""
+    if len(flat) == 1:
+        return flat[0]
+    struct = getattr(model, "_inputs_struct", None) or getattr(model, "_nested_inputs", None)
+    return tf.nest.pack_sequence_as(struct, flat) if isinstance(struct, dict) else flat
 
 
 def io_names(prefix: str, keras_names: list[str], single: str) -> list[str]:
