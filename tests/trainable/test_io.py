@@ -200,3 +200,15 @@ def test_compare_reads_a_built_two_output_pair(tmp_path):
     result = compare(tmp_path / "b" / "saved_model", tmp_path / "b" / "model.tflite", str(path), steps=20)
     assert result.verdict.value in ("consistent", "consistent-sensitive"), (result.verdict, result.cause)
     assert result.inference["after"].accuracy["tflite"] is not None
+
+
+def test_export_and_quantize_refuse_integer_inputs_in_one_line(tmp_path):
+    import litetrain
+    from litetrain.training.export import export_inference_model
+
+    build(text_model("int64"), loss="sparse_categorical_crossentropy", batch_size=4, output_dir=tmp_path / "b")
+    with pytest.raises(UnsupportedModelError, match="litetrain export supports float inputs for now"):
+        export_inference_model(tmp_path / "b" / "model.tflite", checkpoint=tmp_path / "ckpt",
+                               output=tmp_path / "out.tflite")
+    with pytest.raises(UnsupportedModelError, match="litetrain quantize supports float inputs for now.*'tokens'"):
+        litetrain.quantize(text_model(), token_data(), loss="sparse_categorical_crossentropy")

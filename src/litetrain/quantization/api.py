@@ -123,7 +123,7 @@ def quantize(
     dataset = load_dataset(data)
     seed_everything(seed)
     loaded = load_model(model)
-    require_single_io(loaded.model, "litetrain quantize")
+    require_single_io(loaded.model, "litetrain quantize", float_input=True)
     if isinstance(loss, str):
         loss = LossConfig.parse(loss)
     notes: list[str] = []

@@ -230,22 +230,27 @@ class Runner(abc.ABC):
     def _set_weights_impl(self, weights: Mapping[str, np.ndarray]) -> None: ...
 
 
-def require_single_io_signatures(runner: Runner, command: str) -> None:
-    """Refuses a model whose signatures take several inputs or targets, for commands that do not support them yet.
+def require_single_io_signatures(runner: Runner, command: str, *, float_input: bool = False) -> None:
+    """Refuses a model whose signatures take several inputs or targets (and with ``float_input`` an integer
+    input), for commands that do not support them yet.
 
     Raises:
         UnsupportedModelError: naming the command and the signature's tensors.
     """
-    x, y = runner.train_inputs
-    if x.dtype.names is None and y.dtype.names is None:
-        return
     from litetrain.errors import UnsupportedModelError
 
-    names = [f.name for f in (*x.fields, *y.fields)]
-    raise UnsupportedModelError(
-        f"{command} supports one input and one output for now; this model's train signature takes {names}.",
-        hint="Use litetrain check or build, which support several inputs and outputs.",
-    )
+    x, y = runner.train_inputs
+    if x.dtype.names is not None or y.dtype.names is not None:
+        names = [f.name for f in (*x.fields, *y.fields)]
+        raise UnsupportedModelError(
+            f"{command} supports one input and one output for now; this model's train signature takes {names}.",
+            hint="Use litetrain check or build, which support several inputs and outputs.",
+        )
+    if float_input and not np.issubdtype(x.dtype, np.floating):
+        raise UnsupportedModelError(
+            f"{command} supports float inputs for now; this model's input {x.name!r} is {x.dtype}.",
+            hint="Use litetrain check or build, which support integer inputs (token ids).",
+        )
 
 
 def _exact_cast(value: np.ndarray, dtype: np.dtype, what: str) -> np.ndarray:

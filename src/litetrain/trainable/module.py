@@ -416,18 +416,14 @@ def _io_spec(model: Any) -> tuple[tuple[int, ...], Any, tuple[int, ...]]:
     Raises:
         UnsupportedModelError: several inputs or outputs, or an integer input (for commands that support neither).
     """
-    require_single_io(model, "This command")
+    require_single_io(model, "This command", float_input=True)
     (info,), (out,) = model_io(model, LossConfig(Loss.MSE))
-    if not info.dtype.is_floating:
-        raise UnsupportedModelError(
-            f"The model input has dtype {info.dtype.name}; this command supports float inputs for now.",
-            hint="Use litetrain check or build for models with integer inputs.",
-        )
     return info.shape, info.dtype, out.shape
 
 
-def require_single_io(model: Any, command: str) -> None:
-    """Refuses a model with several inputs or outputs, for commands that do not support them yet.
+def require_single_io(model: Any, command: str, *, float_input: bool = False) -> None:
+    """Refuses a model with several inputs or outputs (and with ``float_input`` an integer input), for commands
+    that do not support them yet.
 
     Raises:
         UnsupportedModelError: naming the command and what it supports.
@@ -439,6 +435,17 @@ def require_single_io(model: Any, command: str) -> None:
             f"{len(outputs)} output(s).",
             hint="Use litetrain check or build, which support several inputs and outputs.",
         )
+    dtype = tf.as_dtype(getattr(inputs[0], "dtype", "float32") or "float32")
+    if float_input and not dtype.is_floating:
+        raise UnsupportedModelError(
+            f"{command} supports float inputs for now; this model's input {_keras_input_name(model)!r} is "
+            f"{dtype.name}.",
+            hint="Use litetrain check or build, which support integer inputs (token ids).",
+        )
+
+
+def _keras_input_name(model: Any) -> str:
+    return str((getattr(model, "input_names", None) or [t.name for t in model.inputs])[0])
 
 
 def _check_loss_fits_output(loss: LossConfig, output_shape: tuple[int, ...]) -> None:

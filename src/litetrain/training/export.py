@@ -265,7 +265,7 @@ def export_inference_model(
     # The reference: the trained model itself, as LiteRT runs it. It runs in a worker process because export is
     # where .tflite files from elsewhere arrive: a malformed one that crashes the interpreter is a clean error.
     with WorkerRunner(model_bytes, name="trained") as trained:
-        require_single_io_signatures(trained, "litetrain export")
+        require_single_io_signatures(trained, "litetrain export", float_input=True)
         arrays, ckpt_info = load_checkpoint_arrays(
             checkpoint, fingerprint=model_fingerprint(model_bytes, trained.weight_infos)
         )
