@@ -411,6 +411,17 @@ def test_every_keras3_activation_trains_builtin_only(chunk: int) -> None:
     check_training(keras.Model(inputs, L.Dense(3)(L.Concatenate()(branches))), keras3=True)
 
 
+def test_keras3_decoder_trains_builtin_only_under_xnnpack() -> None:
+    """UpSampling2D's repeat tiles with multiples packed at run time; TF's gradient of it is a 10-D SUM that
+    XNNPACK refuses to prepare. Conv2DTranspose and bilinear upsampling complete the decoder."""
+    check_training(_keras3([
+        L.Conv2D(4, 3, padding="same", activation="relu"), L.MaxPooling2D(2),
+        L.UpSampling2D(2), L.Conv2D(3, 3, padding="same", activation="relu"),
+        L.Conv2DTranspose(3, 3, strides=2, padding="same", activation="relu"),
+        L.UpSampling2D(interpolation="bilinear"), L.Conv2D(1, 3, padding="same"),
+    ], (8, 8, 1)), keras3=True)
+
+
 def test_keras3_conv2d_trains_builtin_only() -> None:
     model = _keras3(
         [

@@ -413,13 +413,14 @@ def _tile_grad(op: Any, dy: tf.Tensor) -> list[tf.Tensor | None] | None:
     so that is a 10-D SUM, which XNNPACK refuses to prepare. Axes that are not tiled are merged with their
     neighbours here, so repeating one axis of a 4-D tensor sums a 3-D or 4-D tensor.
     """
-    shape = _static_dims(op.inputs[0], first=0)
-    multiples = tf.get_static_value(op.inputs[1])
-    if shape is None or multiples is None:
+    shape, tiled = _static_dims(op.inputs[0], first=0), _static_dims(dy, first=0)
+    if shape is None or tiled is None or 0 in shape:
         return None
+    # tf.repeat packs its multiples at run time; with static shapes they are the ratio of output to input.
+    multiples = [out // size for out, size in zip(tiled, shape, strict=True)]
     grouped: list[int] = []
     tiled_axes: list[int] = []
-    for size, multiple in zip(shape, (int(m) for m in multiples), strict=True):
+    for size, multiple in zip(shape, multiples, strict=True):
         if multiple != 1:
             tiled_axes.append(len(grouped))
             grouped += [multiple, size]
