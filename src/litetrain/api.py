@@ -121,6 +121,9 @@ def check(
         "data": dataset.name,
         "dropout": "inactive in both twins (layers run with training=False)",
     }
+    if len(module.outputs) > 1:  # settings.loss is the first output's; every output's loss and weight:
+        settings["losses"] = [{"output": o.name, "target": o.target, "name": o.loss.name.value,
+                               "from_logits": o.loss.from_logits, "weight": o.weight} for o in module.outputs]
     weight_names = {v.name for v in result.variables if v.role == "weight"}
     twins = Twins(
         reference=reference,

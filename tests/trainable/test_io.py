@@ -135,6 +135,8 @@ def test_two_outputs_with_loss_weights_match_keras_weighted_loss():
     assert sorted(t["name"] for t in sigs["train"]["inputs"]) == ["x", "y_cls", "y_reg"]
     assert sorted(t["name"] for t in sigs["infer"]["outputs"]) == ["cls", "reg"]
     assert result.inference["after"].accuracy["tflite"] is not None  # of the classification head
+    assert [(o["output"], o["name"], o["weight"]) for o in result.settings["losses"]] == [
+        ("cls", "sparse_categorical_crossentropy", 1.0), ("reg", "mse", 0.5)]
 
 
 def test_two_inputs_from_an_npz_of_named_arrays(tmp_path):
