@@ -214,3 +214,21 @@ def test_export_and_quantize_refuse_integer_inputs_in_one_line(tmp_path):
                                output=tmp_path / "out.tflite")
     with pytest.raises(UnsupportedModelError, match="litetrain quantize supports float inputs for now.*'tokens'"):
         litetrain.quantize(text_model(), token_data(), loss="sparse_categorical_crossentropy")
+
+
+def test_worker_and_interpreter_train_a_two_output_model_alike():
+    from litetrain.data.fit import fit_to_model
+    from litetrain.runtime.litert import LiteRTRunner
+    from litetrain.runtime.worker import WorkerRunner
+
+    tflite = build(two_output_model(), batch_size=8).tflite
+    lite = LiteRTRunner(tflite)
+    assert lite.train_inputs[1].dtype.names == ("y_cls", "y_reg") and lite.infer_outputs == ("cls", "reg")
+    ds = named_dataset(two_output_data(), ["features"])
+    fitted = fit_to_model(ds, *lite.train_inputs, (3,), None)
+    with WorkerRunner(tflite) as worker:
+        for start in (0, 8, 16):
+            rows = slice(start, start + 8)
+            assert worker.train_step(fitted.x[rows], fitted.y[rows]) == lite.train_step(fitted.x[rows], fitted.y[rows])
+        out = worker.infer(fitted.x_test)
+        np.testing.assert_array_equal(out["reg"], lite.infer(fitted.x_test)["reg"])
