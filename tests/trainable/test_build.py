@@ -116,3 +116,10 @@ def test_factory_string_builds_the_demo_model():
     assert result.settings["loss"]["from_logits"] is True  # the model ends in a linear Dense
     assert {v.name for v in result.variables if v.role == "weight"} == {
         "dense_1_kernel", "dense_1_bias", "dense_2_kernel", "dense_2_bias"}
+
+
+@pytest.mark.parametrize(("trainable", "expected"), [("last:1", ()), ("all", ("Conv2D", "MaxPool", "Relu"))])
+def test_rewritten_gradients_lists_only_the_gradient_path(trainable, expected):
+    """A frozen conv base before the trained head gets no gradient, so its rewrites do not fire and are not listed."""
+    result = build(models.small_cnn(), loss="sparse_categorical_crossentropy", batch_size=4, trainable=trainable)
+    assert result.rewritten_gradients == expected

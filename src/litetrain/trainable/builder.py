@@ -25,7 +25,7 @@ from litetrain.convert.verify import Verification, verify_conversion
 from litetrain.errors import UsageError
 from litetrain.trainable.keras_objects import resolve_loss, resolve_optimizer
 from litetrain.trainable.loaders import Framework, LoadedModel, load_model
-from litetrain.trainable.module import SIGNATURE_KEYS, TrainableModule, VariableInfo
+from litetrain.trainable.module import SIGNATURE_KEYS, TRAIN, TrainableModule, VariableInfo
 
 SCHEMA_VERSION = "1.0"
 
@@ -198,9 +198,9 @@ def _trace(module: TrainableModule, select_tf_ops: bool) -> tuple[dict[str, Any]
 
     if select_tf_ops:
         return module.concrete_functions(path_checkpoints=True), ()
-    with builtin_gradients() as rewritten:
+    with builtin_gradients() as log:
         functions = module.concrete_functions()
-    return functions, tuple(sorted(rewritten))
+    return functions, log.live_in(functions[TRAIN].graph)
 
 
 def _verify(module: TrainableModule, tflite: bytes, sample_x: np.ndarray | None, tol: Tolerances) -> Verification:

@@ -615,20 +615,55 @@ REWRITES: Mapping[str, str] = {
 _lock = threading.Lock()
 _depth = 0
 _saved: dict[str, dict[str, Any]] = {}
-_recorders: list[set[str]] = []
 # Rewrites are keyed by the op whose gradient they replace; exact GELU's is the Mul after its Erfc.
 _REPORTED_AS = {"Mul": "Erfc"}
 
 
+class RewriteLog:
+    """The rewritten gradients built while :func:`builtin_gradients` was active, by forward op type."""
+
+    def __init__(self) -> None:
+        self._tensors: dict[str, list[Any]] = {}
+
+    def record(self, op_type: str, result: Any) -> None:
+        flat = [t for t in tf.nest.flatten(result) if t is not None and hasattr(t, "op")]
+        self._tensors.setdefault(_REPORTED_AS.get(op_type, op_type), []).extend(flat)
+
+    def live_in(self, graph: Any) -> tuple[str, ...]:
+        """Op types whose rewritten gradient feeds ``graph``'s outputs or its variable updates.
+
+        The tape also differentiates frozen layers whose variables it watches; the converter drops that dead code,
+        so such rewrites are not part of the model and are not listed.
+        """
+        live = _live_ops(graph)
+        return tuple(sorted(k for k, ts in self._tensors.items() if any(t.op.name in live for t in ts)))
+
+
+_logs: list[RewriteLog] = []
+
+
+def _live_ops(graph: Any) -> set[str]:
+    stack = [t.op for t in graph.outputs] + list(getattr(graph, "control_outputs", ()))
+    seen: set[str] = set()
+    while stack:
+        op = stack.pop()
+        if op.name in seen:
+            continue
+        seen.add(op.name)
+        stack.extend(t.op for t in op.inputs)
+        stack.extend(op.control_inputs)
+    return seen
+
+
 def _dispatching(op_type: str, rewrite: _Rewrite, original: Callable[..., Any]) -> Callable[..., Any]:
-    """Wraps ``rewrite`` so that op instances it does not handle get TensorFlow's gradient; records its use."""
+    """Wraps ``rewrite`` so that op instances it does not handle get TensorFlow's gradient; logs its use."""
 
     def gradient(op: Any, *grads: tf.Tensor) -> Any:
         result = rewrite(op, *grads)
         if result is None:
             return original(op, *grads)
-        for used in list(_recorders):
-            used.add(_REPORTED_AS.get(op_type, op_type))
+        for log in list(_logs):
+            log.record(op_type, result)
         return result
 
     gradient.__name__ = f"builtin_{getattr(original, '__name__', 'gradient')}"
@@ -636,7 +671,7 @@ def _dispatching(op_type: str, rewrite: _Rewrite, original: Callable[..., Any]) 
 
 
 @contextlib.contextmanager
-def builtin_gradients() -> Iterator[set[str]]:
+def builtin_gradients() -> Iterator[RewriteLog]:
     """While active, ops whose standard TF gradient needs Flex ops get builtin-only gradients.
 
     Functions must be traced (``get_concrete_function`` or first call) inside the context; an already traced
@@ -644,8 +679,7 @@ def builtin_gradients() -> Iterator[set[str]]:
     uses share one installation, which is undone when the last one exits, also on exceptions.
 
     Yields:
-        The forward op types (keys of :data:`REWRITES`) whose gradient was rewritten while the context was active:
-        only ops on a gradient path, so layers that neither train nor pass a gradient on are not listed.
+        A :class:`RewriteLog` of the gradients rewritten while the context was active.
     """
     global _depth
     registry = ops._gradient_registry._registry
@@ -656,13 +690,13 @@ def builtin_gradients() -> Iterator[set[str]]:
                 _saved[op_type] = entry
                 registry[op_type] = {**entry, "type": _dispatching(op_type, rewrite, entry["type"])}
         _depth += 1
-        used: set[str] = set()
-        _recorders.append(used)
+        log = RewriteLog()
+        _logs.append(log)
     try:
-        yield used
+        yield log
     finally:
         with _lock:
-            _recorders.remove(used)
+            _logs.remove(log)
             _depth -= 1
             if _depth == 0:
                 registry.update(_saved)
