@@ -92,14 +92,14 @@ def check(
     seed_everything(seed)
     result = _build(
         model, loss=loss, optimizer=optimizer, batch_size=batch_size, trainable=trainable,
-        select_tf_ops=select_tf_ops, tolerances=tol,
+        select_tf_ops=select_tf_ops, data=dataset, tolerances=tol,
     )
     module = result.module
     t0 = time.perf_counter()
     candidate = LiteRTRunner(result.tflite)  # raises RuntimeUnavailableError for Flex models
     reference = TensorflowModuleRunner(module)
     initial = reference.get_weights() if repeats else None  # before training; identical in both twins
-    fitted = fit_to_slots(dataset, *_slots(module))
+    fitted = fit_to_slots(dataset, *module.data_slots())
     plan = plan_batches(len(fitted.x), module.batch_size, steps=steps, epochs=epochs, seed=seed)
     model_info = {
         "source": result.loaded.source,
@@ -175,21 +175,6 @@ def _with_repeats(
                       initial_weights=weights_for, from_logits=from_logits, varies=varies)
     timings = {**comparison.timings, "repeats_s": time.perf_counter() - t0}
     return dataclasses.replace(comparison, repeats=rep.to_json(), timings=timings)
-
-
-def _slots(module: Any) -> tuple[list[Any], list[Any]]:
-    """The train signature's inputs and targets as the data must fill them, with the names a dataset may use."""
-    from litetrain.data.fit import Slot
-    from litetrain.runtime.base import TensorInfo
-
-    def info(spec: Any) -> TensorInfo:
-        return TensorInfo(spec.name, tuple(spec.shape.as_list()), np.dtype(spec.dtype.as_numpy_dtype))
-
-    inputs = [Slot(info(spec), _unique(i.name, f"x_{i.keras_name}", i.keras_name))
-              for i, spec in zip(module.inputs, module.x_specs, strict=True)]
-    targets = [Slot(info(spec), _unique(o.target, f"y_{o.keras_name}", o.keras_name), o.name, o.shape, o.loss)
-               for o, spec in zip(module.outputs, module.y_specs, strict=True)]
-    return inputs, targets
 
 
 def _pair_slots(runner: Any) -> tuple[list[Any], list[Any]]:

@@ -80,9 +80,10 @@ def f(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
         classifier=save("classifier.keras", flat, keras.layers.Dense(10, name="head")),
         regressor=save("regressor.keras", keras.layers.Flatten(), keras.layers.Dense(1, name="head")),
         per_row=save("per_row.keras", keras.layers.Dense(4, name="head")),  # output (8, 4): not a classifier
-        # Softsign's gradient (SoftsignGrad) has no TFLite builtin and litetrain has no rewrite for it.
-        softsign=save("softsign.keras", keras.layers.Flatten(), keras.layers.Dense(16, activation="softsign",
-                      name="soft"), keras.layers.Dense(10, name="head")),
+        # Conv3D's filter gradient (Conv3DBackpropFilterV2) has no TFLite builtin and litetrain has no rewrite
+        # for it.
+        conv3d=save("conv3d.keras", keras.layers.Reshape((2, 4, 8, 1)), keras.layers.Conv3D(2, 2, name="vol"),
+                    keras.layers.Flatten(), keras.layers.Dense(10, name="head")),
         corrupt_keras=str(d / "corrupt.keras"),
         corrupt_h5=str(d / "corrupt.h5"),
         onnx=str(d / "model.onnx"),
@@ -217,8 +218,8 @@ CHECK_CASES: dict[str, Case] = {
                         lambda f: ["--batch-size", "received 0"]),
     "negative-atol": (lambda f: [f.classifier, *SPARSE, "--atol", "-1"], 2, lambda f: ["--atol", "received -1.0"]),
     # a layer whose gradient has no builtin-only form
-    "unsupported-layer": (lambda f: [f.softsign, *SPARSE, "--data", f.data], 2,
-                          lambda f: ["SoftsignGrad", "gradient of layer 'soft'", "Freeze 'soft' with --trainable",
+    "unsupported-layer": (lambda f: [f.conv3d, *SPARSE, "--data", f.data], 2,
+                          lambda f: ["Conv3DBackpropFilterV2", "gradient of layer 'vol'", "Freeze 'vol' with --trainable",
                                      "--select-tf-ops"]),
     # valid, but this machine cannot run it (exit 3)
     "select-tf-ops-cannot-run-here": (lambda f: [f.classifier, *SPARSE, "--data", f.data, "--select-tf-ops"], 3,
@@ -296,7 +297,7 @@ def test_build_onto_a_file(f: SimpleNamespace, tmp_path: Path, capsys: pytest.Ca
 
 
 @pytest.mark.parametrize(("model", "loss", "words"), [
-    ("softsign", SPARSE, ["SoftsignGrad", "'soft'", "--trainable", "--select-tf-ops"]),
+    ("conv3d", SPARSE, ["Conv3DBackpropFilterV2", "'vol'", "--trainable", "--select-tf-ops"]),
     ("per_row", SPARSE, ["one output per class", "(8, 4)"]),
     ("regressor", ["--loss", "hinge"], ["Unknown loss 'hinge'"]),
 ])

@@ -59,3 +59,20 @@ def test_cli_refuses_a_loop_of_unknown_length_naming_the_layer(tmp_path: Path, c
     assert code == 2
     assert "'encoder'" in err and "unknown number of time steps" in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_cli_prints_the_converters_output_only_with_verbose(verbose: bool, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    model = keras.Sequential([keras.Input((2, 4, 8, 1)), keras.layers.Conv3D(2, 2, name="vol"),
+                              keras.layers.Flatten(), keras.layers.Dense(3)])
+    model.save(tmp_path / "vol.keras")
+    code = main(["build", str(tmp_path / "vol.keras"), "--loss", "mse", "-o", str(tmp_path / "out"),
+                 *(["--verbose"] if verbose else [])])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert "Conv3DBackpropFilterV2 (in the gradient of layer 'vol')" in err.splitlines()[0]
+    if verbose:
+        assert "loc(" in err and len(err.splitlines()) > 2
+    else:
+        assert "loc(" not in err and len(err.splitlines()) == 2 and err.rstrip().endswith("full output.")

@@ -58,3 +58,19 @@ def test_a_mistranslation_is_refused_with_the_kernel_noise_measured(rng) -> None
             other_kernels=lambda: LiteRTRunner(tanh.tflite, kernels=Kernels.REFERENCE),
         )
     assert "--data" in caught.value.hint
+
+
+def test_build_and_check_verify_on_the_users_data(tmp_path) -> None:
+    from litetrain.cli.app import main
+
+    built = litetrain.build(models.small_cnn(), loss="sparse_categorical_crossentropy", batch_size=4, data="digits")
+    assert built.verification.inputs == "data"
+    assert litetrain.build(models.small_cnn(), loss="sparse_categorical_crossentropy",
+                           batch_size=4).verification.inputs == "synthetic"
+    checked = litetrain.check(models.small_cnn, "digits", loss="sparse_categorical_crossentropy", batch_size=4,
+                              steps=3, noise_floor=False, float64=False)
+    assert checked.to_json()["model"]["verification"]["inputs"] == "data"
+    # A bad --data fails before any tracing, naming what was received.
+    assert main(["build", "tests.models:small_cnn", "--loss", "sparse_categorical_crossentropy",
+                 "--data", str(tmp_path / "missing.npz"), "-o", str(tmp_path / "out")]) == 2
+    assert not (tmp_path / "out").exists()

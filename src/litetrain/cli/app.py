@@ -48,11 +48,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.run(args))
     except LitetrainError as exc:
         print(f"litetrain: error: {exc.message}", file=sys.stderr)
-        if exc.hint:
-            print(f"  what to do: {exc.hint}", file=sys.stderr)
-        if exc.detail:
-            print(exc.detail if getattr(args, "verbose", False)
-                  else "  (run again with --verbose for the converter's full output)", file=sys.stderr)
+        verbose = bool(exc.detail) and getattr(args, "verbose", False)
+        hint = exc.hint
+        if exc.detail and not verbose:
+            hint = f"{hint.rstrip('.')}; " if hint else ""
+            hint += "run again with --verbose for the converter's full output."
+        if hint:
+            print(f"  what to do: {hint}", file=sys.stderr)
+        if verbose:
+            print(exc.detail, file=sys.stderr)
         return int(exc.exit_code)
     except KeyboardInterrupt:
         print("litetrain: interrupted", file=sys.stderr)

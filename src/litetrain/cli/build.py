@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from litetrain.cli import options
+from litetrain.config import DATA_FORMS
 
 HELP = "build a trainable TFLite model (train/infer/save/restore signatures) from a Keras model"
 
@@ -15,6 +16,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     options.add_batch_size(p)
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder (created if missing)")
     p.add_argument("--seed", type=options.seed, default=None, help="seeds the weight initialization of factories (default 0)")
+    p.add_argument("--data", default=None, help=f"data whose first samples the post-conversion check compares "
+                   f"TensorFlow and TFLite on (default: seeded synthetic inputs): {DATA_FORMS}")
     p.set_defaults(run=run)
 
 
@@ -31,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
         trainable=options.trainable_spec(args),
         select_tf_ops=args.select_tf_ops,
         output_dir=args.output,
+        data=args.data,
     )
     census = result.census
     print(f"wrote {args.output}/model.tflite ({len(result.tflite) / 1024:.1f} KiB), saved_model/, build.json")

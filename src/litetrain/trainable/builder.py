@@ -22,6 +22,7 @@ from litetrain.config import DEFAULT_BATCH_SIZE, LossConfig, OptimizerConfig, To
 from litetrain.convert.census import OpCensus, check_variables_initialized, op_census
 from litetrain.convert.converter import tflite_from_saved_model
 from litetrain.convert.verify import Verification, verify_conversion
+from litetrain.data.dataset import Dataset, load_dataset
 from litetrain.errors import UsageError
 from litetrain.trainable.keras_objects import resolve_loss, resolve_optimizer
 from litetrain.trainable.loaders import Framework, LoadedModel, load_model
@@ -109,6 +110,7 @@ def build(
     select_tf_ops: bool = False,
     output_dir: str | Path | None = None,
     sample_x: np.ndarray | None = None,
+    data: Any = None,
     tolerances: Tolerances | None = None,
 ) -> BuildResult:
     """Builds a trainable TFLite model (train/infer/save/restore) from a Keras model.
@@ -121,7 +123,10 @@ def build(
         trainable: Which layers train (default: all).
         select_tf_ops: Reproduce the 2021 recipe with select-TF ops instead of builtin-only gradients.
         output_dir: If given, writes ``model.tflite``, ``saved_model/`` and ``build.json`` there atomically.
-        sample_x: Inputs for the post-conversion check (default: seeded random normal inputs).
+        sample_x: Inputs for the post-conversion check (default: the first samples of ``data``, else seeded
+            synthetic inputs).
+        data: The user's data (any form :func:`litetrain.data.dataset.load_dataset` takes): the post-conversion
+            check compares TensorFlow and TFLite on its first samples, inputs the model will really see.
         tolerances: For the post-conversion inference check.
 
     Returns:
@@ -133,6 +138,7 @@ def build(
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     loaded = load_model(model)
+    dataset = None if data is None else load_dataset(data)  # bad data fails before any tracing
     timings["load_s"] = time.perf_counter() - t0
     if isinstance(loss, str):
         loss = LossConfig.parse(loss)
@@ -174,7 +180,7 @@ def build(
         verification = None
         if not census.flex:
             t0 = time.perf_counter()
-            verification = _verify(module, tflite, sample_x, tol)
+            verification = _verify(module, tflite, _samples(module, sample_x, dataset), tol)
             timings["verify_s"] = time.perf_counter() - t0
         settings = {
             "loss": {"name": loss_cfg.name.value, "from_logits": loss_cfg.from_logits},
@@ -203,15 +209,29 @@ def _trace(module: TrainableModule, select_tf_ops: bool) -> tuple[dict[str, Any]
     return functions, log.live_in(functions[TRAIN].graph)
 
 
-def _verify(module: TrainableModule, tflite: bytes, sample_x: np.ndarray | None, tol: Tolerances) -> Verification:
+VERIFY_SAMPLES = 8
+
+
+def _samples(module: TrainableModule, sample_x: Any, dataset: Dataset | None) -> tuple[Any, str]:
+    """Inputs for the post-conversion check and where they come from ("given", "data" or "synthetic")."""
+    from litetrain.runtime.base import record
+
+    if sample_x is not None:
+        return sample_x, "given"
+    if dataset is None:
+        return record(module.sample_inputs(VERIFY_SAMPLES)), "synthetic"
+    from litetrain.data.fit import fit_to_slots
+
+    return fit_to_slots(dataset.head(VERIFY_SAMPLES), *module.data_slots()).x, "data"
+
+
+def _verify(module: TrainableModule, tflite: bytes, samples: tuple[Any, str], tol: Tolerances) -> Verification:
     from litetrain.runtime.litert import Kernels, LiteRTRunner
     from litetrain.runtime.tensorflow import TensorflowModuleRunner
 
-    if sample_x is None:
-        from litetrain.runtime.base import record
-
-        sample_x = record(module.sample_inputs(8))
-    return verify_conversion(
+    sample_x, source = samples
+    figures = verify_conversion(
         TensorflowModuleRunner(module), LiteRTRunner(tflite), sample_x, tol,
         other_kernels=lambda: LiteRTRunner(tflite, kernels=Kernels.REFERENCE, name="tflite-reference-kernels"),
     )
+    return dataclasses.replace(figures, inputs=source)

@@ -201,6 +201,24 @@ class TrainableModule(tf.Module):
     def y_dtype(self) -> np.dtype:
         return np.dtype(self.y_spec.dtype.as_numpy_dtype)
 
+    def data_slots(self) -> tuple[list[Any], list[Any]]:
+        """The train signature's inputs and targets as data must fill them (:func:`litetrain.data.fit.fit_to_slots`),
+        each with the names a dataset may use for it: the signature name, ``x_<keras name>``, the Keras name."""
+        from litetrain.data.fit import Slot
+        from litetrain.runtime.base import TensorInfo
+
+        def info(spec: Any) -> TensorInfo:
+            return TensorInfo(spec.name, tuple(spec.shape.as_list()), np.dtype(spec.dtype.as_numpy_dtype))
+
+        def names(*candidates: str) -> tuple[str, ...]:
+            return tuple(dict.fromkeys(candidates))
+
+        inputs = [Slot(info(spec), names(i.name, f"x_{i.keras_name}", i.keras_name))
+                  for i, spec in zip(self.inputs, self.x_specs, strict=True)]
+        targets = [Slot(info(spec), names(o.target, f"y_{o.keras_name}", o.keras_name), o.name, o.shape, o.loss)
+                   for o, spec in zip(self.outputs, self.y_specs, strict=True)]
+        return inputs, targets
+
     def sample_inputs(self, n: int, seed: int = 0) -> dict[str, np.ndarray]:
         """Seeded inputs for ``infer`` by signature name: standard-normal floats, zeros and ones for integer inputs
         (valid ids for any Embedding or lookup)."""
