@@ -129,7 +129,7 @@ def check(
         reference=reference,
         candidate=candidate,
         fresh_candidate=lambda **kw: LiteRTRunner(result.tflite, **kw),
-        float64=_float64_runner(module) if float64 else None,
+        float64=_float64_runner(module, fitted.x[:8]) if float64 else None,
         weight_names=weight_names,
         layer_of={v.name: v.path.split("/")[-2] if "/" in v.path else v.path for v in result.variables},
         perturbations=standard_perturbations(
@@ -205,16 +205,18 @@ def _fail_on(value: Any) -> Any:
     return frozenset(Verdict(v) for v in value)
 
 
-def _float64_runner(module: Any) -> Any:
-    """The float64 twin, or None (with a warning) when the model cannot be cloned in float64."""
+def _float64_runner(module: Any, sample_x: np.ndarray) -> Any:
+    """The float64 twin, checked against the float32 model on ``sample_x`` (the user's data, in the train
+    signature's layout), or None (with a warning) when the model cannot be cloned faithfully in float64."""
     import warnings
 
     from litetrain.errors import UnsupportedModelError
     from litetrain.runtime.tensorflow import TensorflowModuleRunner
     from litetrain.trainable.precision import float64_module
 
+    per_input = [sample_x[i.name] for i in module.inputs] if sample_x.dtype.names else [sample_x]
     try:
-        return TensorflowModuleRunner(float64_module(module), name="float64")
+        return TensorflowModuleRunner(float64_module(module, per_input), name="float64")
     except UnsupportedModelError as exc:
         warnings.warn(f"No float64 reference: {exc.message}", stacklevel=3)
         return None

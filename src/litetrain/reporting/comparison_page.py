@@ -71,15 +71,23 @@ def _subtitle(src: Source) -> str:
     return " · ".join(p for p in parts if p)
 
 
+def _classification(src: Source) -> bool:
+    """Whether an accuracy was measured: argmax agreement means nothing for a regression."""
+    return any(v is not None for v in src.mapping("inference", "after", "accuracy").values())
+
+
 def _highlights(src: Source, ref: str, cand: str) -> list[tuple[str, Cell]]:
     out = [
         ("steps", src.cell("train", "steps", fmt="int")),
         ("largest loss difference", src.cell("train", "max_abs_loss_diff")),
         ("largest weight difference", src.cell("train", "max_abs_weight_diff")),
-        ("argmax agreement after training", src.cell("inference", "after", "argmax_agreement", fmt="pct")),
-        (f"test accuracy, {ref}", src.cell("inference", "after", "accuracy", ref, fmt="pct")),
-        (f"test accuracy, {cand}", src.cell("inference", "after", "accuracy", cand, fmt="pct")),
     ]
+    if _classification(src):
+        out += [
+            ("argmax agreement after training", src.cell("inference", "after", "argmax_agreement", fmt="pct")),
+            (f"test accuracy, {ref}", src.cell("inference", "after", "accuracy", ref, fmt="pct")),
+            (f"test accuracy, {cand}", src.cell("inference", "after", "accuracy", cand, fmt="pct")),
+        ]
     if src.has("divergence", "weight_max_ratio"):
         out.append(("weights vs noise floor", src.cell("divergence", "weight_max_ratio", fmt="ratio")))
     return [(label, c) for label, c in out if c.key is not None]
@@ -210,6 +218,8 @@ def _inference(src: Source, ref: str, cand: str) -> Section | None:
                             ("mean output difference", "mean_abs_error", "num"),
                             ("argmax agreement", "argmax_agreement", "pct"),
                             ("within tolerance", "within_tolerance", "bool")):
+        if key == "argmax_agreement" and not _classification(src):
+            continue
         rows.append([label, src.cell("inference", "before", key, fmt=fmt), src.cell("inference", "after", key,
                                                                                      fmt=fmt)])
     section.tables.append(Table("inference-table", ["", "before training", "after training"], rows))
