@@ -12,6 +12,7 @@ import numpy as np
 from litetrain._io import json_safe, save_json
 from litetrain.comparison import metrics
 from litetrain.comparison.verdict import Verdict
+from litetrain.reporting.renderers import render_notebook, render_text
 
 SCHEMA_VERSION = "1.0"
 
@@ -207,11 +208,7 @@ class ComparisonResult:
         return save_json(path, self.to_json())
 
     def __str__(self) -> str:
-        from litetrain.reporting.console import render_comparison
-
-        return render_comparison(self)
+        return render_text(self)
 
     def _repr_html_(self) -> str:
-        from litetrain.reporting.console import render_comparison_html
-
-        return render_comparison_html(self)
+        return render_notebook(self)

@@ -11,6 +11,7 @@ from litetrain.quantization.failures import ModeFailure
 from litetrain.quantization.inference import InferenceFigures
 from litetrain.quantization.layers import LayerError, SelectiveResult
 from litetrain.quantization.modes import QuantMode
+from litetrain.reporting.renderers import render_notebook, render_text
 
 SCHEMA_VERSION = "1.0"
 LAYERS_IN_JSON = 20
@@ -164,11 +165,7 @@ class QuantizeResult:
         return save_json(path, self.to_json())
 
     def __str__(self) -> str:
-        from litetrain.quantization.render import render_quantize
-
-        return render_quantize(self)
+        return render_text(self)
 
     def _repr_html_(self) -> str:
-        import html
-
-        return f"<pre>{html.escape(str(self))}</pre>"
+        return render_notebook(self)

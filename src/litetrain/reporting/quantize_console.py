@@ -5,6 +5,8 @@ from __future__ import annotations
 import textwrap
 from typing import TYPE_CHECKING, Any
 
+from litetrain.quantization.recommend import within_budget
+
 if TYPE_CHECKING:
     from litetrain.quantization.result import ModeReport, QuantizeResult
 
@@ -80,8 +82,6 @@ def _mode_rows(reports: dict[str, ModeReport], trainable: bool) -> tuple[list[st
 
 
 def _worst_layers(reports: dict[str, ModeReport], budget: float) -> list[str]:
-    from litetrain.quantization.recommend import within_budget
-
     lines: list[str] = []
     for name, r in reports.items():
         # int8 always (the mode whose layers differ most), the others only when they miss the budget.
