@@ -1,7 +1,7 @@
 """File loaders beyond ``.npz``: a pair of ``.npy`` files, a CSV file, and a folder of images (one subfolder per class).
 
 :func:`litetrain.data.dataset.load_dataset` decides which one reads a ``--data`` argument. Every loader returns a
-:class:`~litetrain.data.dataset.Dataset` that went through the same validation as the other sources (numeric
+:class:`~litetrain.data.record.Dataset` that went through the same validation as the other sources (numeric
 dtypes, no NaN/Inf, no empty arrays, as many labels as samples); the held-out split is the same fixed, stratified
 80/20 split unless the source gives its own test set.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from litetrain.data.dataset import Dataset, _validated, require_data_file, split_validated
+from litetrain.data.record import Dataset, require_data_file, split_validated, validated
 from litetrain.errors import DataError
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
@@ -136,7 +136,7 @@ def load_image_folder(path: Path, *, input_shape: Sequence[int | None] | None = 
         if x.shape[1:] != x_test.shape[1:]:
             raise DataError(f"{path.name}: train images are {x.shape[1:]} but test images are {x_test.shape[1:]}.",
                             hint="Use images of one size, or train a model whose input size they can be resized to.")
-        ds = _validated(Dataset(path.name, x, y, x_test, y_test))
+        ds = validated(Dataset(path.name, x, y, x_test, y_test))
     else:
         classes = _class_names(path, layout=repr(str(path)))
         x, y = _read_images(path, classes, target)
