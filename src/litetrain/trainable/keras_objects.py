@@ -11,17 +11,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from litetrain._lazy import import_module
-from litetrain.config import Loss, LossConfig, Optimizer, OptimizerConfig
+from litetrain.config import LossConfig, Optimizer, OptimizerConfig
 from litetrain.errors import UnsupportedModelError, UsageError
 from litetrain.trainable.loaders import Framework
+from litetrain.trainable.loss_configs import LOSS_CLASSES, layer_activation, loss_config_of, with_from_logits
+from litetrain.trainable.outputs import resolve_output_losses
 
-_LOSS_CLASSES = {
-    Loss.SPARSE_CATEGORICAL_CROSSENTROPY: "SparseCategoricalCrossentropy",
-    Loss.CATEGORICAL_CROSSENTROPY: "CategoricalCrossentropy",
-    Loss.BINARY_CROSSENTROPY: "BinaryCrossentropy",
-    Loss.MSE: "MeanSquaredError",
-    Loss.MAE: "MeanAbsoluteError",
-}
 _OPTIMIZER_CLASSES = {
     Optimizer.SGD: "SGD",
     Optimizer.ADAM: "Adam",
@@ -42,20 +37,6 @@ def output_activation(model: Any) -> str | None:
     return layer_activation(model.layers[-1])
 
 
-def layer_activation(layer: Any) -> str | None:
-    """Name of the activation that ends ``layer`` ('softmax', 'sigmoid', ...) or None for a linear one."""
-    if layer is None:
-        return None
-    cls = type(layer).__name__
-    if cls == "Softmax":
-        return "softmax"
-    act = getattr(layer, "activation", None)
-    if act is None:
-        return None
-    name = getattr(act, "__name__", None) or str(act)
-    return None if name == "linear" else name
-
-
 def resolve_loss(config: LossConfig | None, model: Any) -> LossConfig:
     """Fills in the loss from the compiled model and ``from_logits`` from the output activation.
 
@@ -63,23 +44,10 @@ def resolve_loss(config: LossConfig | None, model: Any) -> LossConfig:
         UsageError: no loss given and the model was not compiled with a supported one.
     """
     if len(getattr(model, "outputs", None) or ()) > 1:
-        from litetrain.trainable.outputs import resolve_output_losses
-
         return resolve_output_losses(config, model)
     if config is None:
         config = _compiled_loss(model)
     return with_from_logits(config, model.layers[-1] if getattr(model, "layers", None) else None)
-
-
-def with_from_logits(config: LossConfig, layer: Any) -> LossConfig:
-    """``config`` with ``from_logits`` inferred from the activation ending ``layer`` when not given."""
-    if config.name.has_from_logits and config.from_logits is None:
-        act = layer_activation(layer)
-        probs = {"softmax"} if config.name is not Loss.BINARY_CROSSENTROPY else {"sigmoid"}
-        config = LossConfig(config.name, from_logits=act not in probs)
-    if not config.name.has_from_logits and config.from_logits is not None:
-        config = LossConfig(config.name, None)
-    return config
 
 
 def _compiled_loss(model: Any) -> LossConfig:
@@ -97,28 +65,9 @@ def _compiled_loss(model: Any) -> LossConfig:
     return loss_config_of(loss)
 
 
-def loss_config_of(loss: Any) -> LossConfig:
-    """The config of one compiled loss (a name or a Keras loss object).
-
-    Raises:
-        UsageError: a loss litetrain does not build.
-    """
-    if isinstance(loss, str):
-        return LossConfig.parse(loss)
-    name = getattr(loss, "name", None) or type(loss).__name__
-    cfg = loss.get_config() if hasattr(loss, "get_config") else {}
-    for enum_value, cls_name in _LOSS_CLASSES.items():
-        if type(loss).__name__ == cls_name or name == enum_value.value:
-            return LossConfig(enum_value, cfg.get("from_logits"))
-    raise UsageError(
-        f"The model was compiled with the loss {name!r}, which litetrain does not build.",
-        hint="Pass --loss with one of: " + ", ".join(v.value for v in Loss) + ".",
-    )
-
-
 def make_loss(framework: Framework, config: LossConfig) -> Any:
     """A Keras loss object of ``framework`` for ``config`` (mean over the batch)."""
-    cls = getattr(keras_module(framework).losses, _LOSS_CLASSES[config.name])
+    cls = getattr(keras_module(framework).losses, LOSS_CLASSES[config.name])
     return cls(from_logits=bool(config.from_logits)) if config.name.has_from_logits else cls()
 
 

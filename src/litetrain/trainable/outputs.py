@@ -14,6 +14,7 @@ from typing import Any
 
 from litetrain.config import LossConfig
 from litetrain.errors import UnsupportedModelError, UsageError
+from litetrain.trainable.loss_configs import loss_config_of, with_from_logits
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,8 +49,6 @@ def resolve_output_losses(config: LossConfig | None, model: Any) -> PerOutputLos
         UsageError: no loss given and the model was not compiled with one.
         UnsupportedModelError: compiled losses or weights that do not name every output.
     """
-    from litetrain.trainable.keras_objects import loss_config_of, with_from_logits
-
     names = output_names(model)
     if config is None:
         compiled = getattr(model, "loss", None)
