@@ -200,7 +200,7 @@ def test_train_budget_rows_have_human_labels(real, real_html):
     assert "time per checkpoint write (mean)" in budget and "peak memory measured in" in budget
     assert "rss source" not in html and "checkpoint seconds mean" not in html
     # An unknown key still reads as words with its unit's format.
-    from litetrain.reporting.other_pages import humanized
+    from litetrain.reporting.train_page import humanized
 
     assert humanized("swap_peak_bytes") == ("swap peak", "bytes") and humanized("upload_seconds")[1] == "sec"
     # Both tables, and the worker's time per signature, in one section of their own.
@@ -237,8 +237,8 @@ def test_the_train_command_runs_as_it_is_shown(real, real_html, demo_tflite, tmp
 
 
 def test_quantize_training_curves_that_coincide_are_told_apart(real, real_html):
-    from litetrain.reporting.other_pages import REFERENCE, _quant_training, coinciding
     from litetrain.reporting.page import Source
+    from litetrain.reporting.quantize_page import REFERENCE, _quant_training, coinciding
 
     result = real["quantize"]
     html = real_html["quantize"]

@@ -25,7 +25,9 @@ SCHEMA_MAJOR = 1
 
 def _builders() -> dict[str, Callable[[dict[str, Any]], Page]]:
     from litetrain.reporting.comparison_page import comparison_page
-    from litetrain.reporting.other_pages import federate_page, quantize_page, train_page
+    from litetrain.reporting.federate_page import federate_page
+    from litetrain.reporting.quantize_page import quantize_page
+    from litetrain.reporting.train_page import train_page
 
     return {**{k: comparison_page for k in COMPARISON_KINDS}, "quantize": quantize_page, "train": train_page,
             "federate": federate_page}
@@ -33,7 +35,7 @@ def _builders() -> dict[str, Callable[[dict[str, Any]], Page]]:
 
 def build_page(result: Mapping[str, Any]) -> Page:
     """The page model of ``result`` (what :func:`render_html` lays out)."""
-    from litetrain.reporting.other_pages import generic_page
+    from litetrain.reporting.generic_page import generic_page
 
     data = dict(result)
     return _builders().get(str(data.get("kind", "")), generic_page)(data)

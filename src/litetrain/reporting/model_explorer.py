@@ -124,7 +124,7 @@ def _quantization_errors(src: Any, mode: str | None) -> tuple[str, dict[str, flo
     Trainable models are usually measured as a whole; the per-op errors come from their inference-only exports,
     whose ops carry the same tensor names.
     """
-    from litetrain.reporting.other_pages import _per_layer, _recommended_mode
+    from litetrain.reporting.quantize_page import per_layer, recommended_mode
 
     groups = [("", src.mapping("modes")), ("deploy ", src.mapping("deploy", "modes"))]
     names = {m for _, g in groups for m in g}
@@ -134,7 +134,7 @@ def _quantization_errors(src: Any, mode: str | None) -> tuple[str, dict[str, flo
     # (mode, look in the deploy models first): the recommendation, the deploy recommendation, then every mode,
     # worst output error first (the one with the most to show).
     wanted: list[tuple[str, bool]] = [(mode, False)] if mode else [
-        (m, deploy_first) for m, deploy_first in ((_recommended_mode(src)[0], False),
+        (m, deploy_first) for m, deploy_first in ((recommended_mode(src)[0], False),
                                                   (src.get("deploy", "recommendation", "mode"), True))
         if isinstance(m, str)]
     wanted += [(m, False) for m in sorted(names - {m for m, _ in wanted}, key=lambda m: -max(
@@ -143,7 +143,7 @@ def _quantization_errors(src: Any, mode: str | None) -> tuple[str, dict[str, flo
         for prefix, group in (groups[::-1] if deploy_first else groups):
             entry = group.get(m)
             if isinstance(entry, Mapping):
-                key, values = _per_layer(entry)
+                key, values = per_layer(entry)
                 if values:
                     return f"{prefix}{m}: error of each op output against float32", values
     return "no per-layer errors", {}

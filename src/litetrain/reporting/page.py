@@ -264,3 +264,34 @@ def census_section(src: Source, model_path: Sequence[str] = ("model",)) -> Secti
         tables.append(Table("variables-table", ["variable", "Keras path", "role", "shape", "size"], rows,
                             title="Variables exchanged by save/restore", numeric=False))
     return Section("census", "The model: op census and signatures", intro=intro, tables=tables)
+
+
+def tail_sections(src: Source, *, command: str | None = None, census_path: tuple[str, ...] = ("model",),
+                  note: str = "") -> list[Section]:
+    """The sections that end every page: the op census, the environment, and the settings with the command."""
+    out: list[Section] = []
+    census = census_section(src, census_path)
+    if census is not None:
+        out.append(census)
+    env = environment_section(src)
+    if env is not None:
+        out.append(env)
+    tables = [settings_table(src)] if src.mapping("settings") else []
+    t = timings_table(src)
+    if t is not None:
+        tables.append(t)
+    cmd = command if command is not None else src.get("settings", "command")
+    if tables or cmd:
+        out.append(Section("settings", "Settings: how to reproduce this report",
+                           intro=["The settings that produced this result" + (
+                               ("; run the command below to reproduce it." + note if note else
+                                "; run this command to reproduce it:") if cmd else ".")],
+                           tables=tables, code=str(cmd or "")))
+    return out
+
+
+def number_or_nan(v: Any) -> float:
+    """``v`` as a float for a plot; NaN (a gap) for anything that is not a number."""
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return math.nan
+    return float(v)
