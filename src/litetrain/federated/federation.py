@@ -33,12 +33,11 @@ import numpy as np
 
 from litetrain._env import environment
 from litetrain._io import json_safe
-from litetrain._lazy import import_module
 from litetrain.comparison.verdict import DEFAULT_FAIL_ON, Verdict, parse_fail_on
-from litetrain.config import Loss, LossConfig, OptimizerConfig, Tolerances, TrainableSpec
+from litetrain.config import LossConfig, OptimizerConfig, Tolerances, TrainableSpec
 from litetrain.data.dataset import Dataset, load_dataset
-from litetrain.data.fit import FittedData, TaskKind, class_indices, fit_to_model
-from litetrain.errors import DataError, ModelLoadError, UsageError
+from litetrain.data.fit import class_indices, fit_to_model
+from litetrain.errors import DataError, UsageError
 from litetrain.federated.agreement import RoundAgreement, compare_round, learned, overall_verdict
 from litetrain.federated.client import ClientData, RuntimeKind, extraction_root, make_client_app, zip_folder
 from litetrain.federated.cluster import (
@@ -51,7 +50,15 @@ from litetrain.federated.cluster import (
     remove_remote_extractions,
     requested_address,
 )
+from litetrain.federated.evaluation import Evaluator, class_labels, heldout_loss, train_centralized
 from litetrain.federated.faults import FaultSettings
+from litetrain.federated.model import (
+    PreparedModel,
+    check_build_options,
+    is_built_dir,
+    load_built,
+    prepare_model,
+)
 from litetrain.federated.partition import PartitionKind, PartitionSpec, describe_partition, partition
 from litetrain.federated.result import FederateResult
 from litetrain.federated.server import (
@@ -88,221 +95,6 @@ class RuntimeChoice(enum.StrEnum):
         if self is RuntimeChoice.BOTH:
             return (RuntimeKind.TFLITE, RuntimeKind.TENSORFLOW)
         return (RuntimeKind(self.value),)
-
-
-@dataclasses.dataclass(frozen=True)
-class PreparedModel:
-    """A built model folder (``model.tflite``, a SavedModel, ``build.json``) and what the federation reads from it."""
-
-    directory: Path
-    tflite: bytes
-    saved_model_dir: Path
-    tf_gradients: str
-    build_info: dict[str, Any]
-    weight_names: tuple[str, ...]
-    loss: LossConfig
-    batch_size: int
-    learning_rate: float
-    source: str
-
-
-def _is_built_dir(model: Any) -> bool:
-    if not isinstance(model, str | os.PathLike):
-        return False
-    path = Path(model)
-    return path.is_dir() and (path / "model.tflite").is_file() and (path / "build.json").is_file()
-
-
-def load_built(directory: Path, source: str | None = None) -> PreparedModel:
-    """Reads a folder written by ``litetrain build -o DIR`` (or by :func:`prepare_model`).
-
-    Raises:
-        ModelLoadError: its ``build.json`` is unreadable or it has no SavedModel.
-    """
-    from litetrain.config import Optimizer
-    from litetrain.trainable.keras_objects import DEFAULT_LEARNING_RATE
-
-    try:
-        info = json.loads((directory / "build.json").read_text(encoding="utf-8"))
-        settings = info["settings"]
-        variables = info["variables"]
-        loss = LossConfig(Loss(settings["loss"]["name"]), settings["loss"].get("from_logits"))
-        batch = int(settings["batch_size"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ModelLoadError(
-            f"{str(directory)!r} looks like a 'litetrain build' folder but its build.json is unreadable ({exc}).",
-            hint="Build it again with 'litetrain build MODEL -o DIR'.",
-        ) from exc
-    tf_dir = directory / "tf_saved_model"
-    own = (tf_dir / "saved_model.pb").is_file()
-    sm_dir = tf_dir if own else directory / "saved_model"
-    if not (sm_dir / "saved_model.pb").is_file():
-        raise ModelLoadError(f"{str(directory)!r} has no saved_model/ folder.",
-                             hint="Build it again with 'litetrain build MODEL -o DIR'.")
-    opt = settings.get("optimizer", {})
-    name = str(opt.get("name"))
-    default_lr = DEFAULT_LEARNING_RATE.get(Optimizer(name), 0.01) if name in set(Optimizer) else 0.01
-    lr = float(opt.get("learning_rate") or default_lr)
-    return PreparedModel(
-        directory=directory,
-        tflite=(directory / "model.tflite").read_bytes(),
-        saved_model_dir=sm_dir,
-        tf_gradients="tensorflow" if own else "builtin-only rewrites (the SavedModel of 'litetrain build')",
-        build_info=info,
-        weight_names=tuple(v["name"] for v in variables if v["role"] == "weight"),
-        loss=loss,
-        batch_size=batch,
-        learning_rate=lr,
-        source=source or str(info.get("source", directory)),
-    )
-
-
-def check_build_options(
-    model: Any,
-    *,
-    loss: LossConfig | str | None = None,
-    optimizer: OptimizerConfig | None = None,
-    batch_size: int | None = None,
-    trainable: TrainableSpec | str | None = None,
-    select_tf_ops: bool = False,
-) -> None:
-    """The build options' checks that need no build (``federate``'s preflight runs them before any import).
-
-    Raises:
-        UsageError: ``batch_size`` below 1, or build options given with an already built folder.
-    """
-    if batch_size is not None and int(batch_size) < 1:
-        raise UsageError(f"--batch-size must be at least 1; received {batch_size}.")
-    if _is_built_dir(model) and (any(v is not None for v in (loss, optimizer, batch_size, trainable))
-                                 or select_tf_ops):
-        raise UsageError(
-            f"{str(model)!r} is an already built model; --loss, --optimizer, --batch-size and --trainable were "
-            "fixed when it was built.",
-            hint="Omit them, or pass the Keras model to build it again.",
-        )
-
-
-def prepare_model(
-    model: Any,
-    workdir: Path,
-    *,
-    loss: LossConfig | str | None = None,
-    optimizer: OptimizerConfig | None = None,
-    batch_size: int | None = None,
-    trainable: TrainableSpec | str | None = None,
-    select_tf_ops: bool = False,
-    seed: int = 0,
-    tensorflow_twin: bool = True,
-) -> PreparedModel:
-    """Reuses a built folder or builds ``model`` into ``workdir/model``.
-
-    When litetrain builds the model and ``tensorflow_twin`` is set, the TensorFlow clients (and the centralized
-    reference) get a second SavedModel whose ``train`` is traced with TensorFlow's own gradients (as ``check``'s
-    TensorFlow twin), so a gradient rewrite that differed would show up as a difference between the federations
-    instead of being shared by both. A federation that runs no TensorFlow at all skips it.
-    """
-    check_build_options(model, loss=loss, optimizer=optimizer, batch_size=batch_size, trainable=trainable,
-                        select_tf_ops=select_tf_ops)
-    if _is_built_dir(model):
-        return load_built(Path(model))
-    from litetrain.api import seed_everything
-    from litetrain.trainable.builder import build
-
-    seed_everything(seed)
-    out = workdir / "model"
-    result = build(model, loss=loss, optimizer=optimizer, batch_size=batch_size, trainable=trainable,
-                   select_tf_ops=select_tf_ops, output_dir=out)
-    tf_dir = out / "tf_saved_model"
-    shutil.rmtree(tf_dir, ignore_errors=True)
-    if tensorflow_twin:
-        tf = import_module("tensorflow")
-
-        tf.saved_model.save(result.module, str(tf_dir), signatures=result.module.concrete_functions())
-    return load_built(out, result.loaded.source)
-
-
-def heldout_loss(outputs: np.ndarray, data: FittedData, loss: LossConfig) -> float:
-    """The model's loss on the held-out data, from its ``infer`` outputs (numpy, so both runtimes share it).
-
-    Cross-entropy is computed as Keras computes it (:mod:`litetrain.comparison.health`'s formulas).
-
-    Raises:
-        DataError: a cross-entropy loss on data that has no class labels (not fitted as a multiclass task).
-    """
-    from litetrain.comparison.health import cross_entropy_probs, log_softmax
-
-    out = np.asarray(outputs, np.float64)
-    eps = 1e-7
-    if loss.name in (Loss.SPARSE_CATEGORICAL_CROSSENTROPY, Loss.CATEGORICAL_CROSSENTROPY):
-        if data.test_labels is None or data.task is not TaskKind.MULTICLASS:
-            raise DataError(
-                f"The loss {loss.name.value} needs class labels, but the held-out data was fitted as a "
-                f"{data.task.value} task.",
-                hint="Use labels that are class indices or one-hot rows, one output per class.",
-            )
-        labels = data.test_labels.astype(np.int64)
-        if loss.from_logits:
-            return float(-np.mean(log_softmax(out)[np.arange(len(labels)), labels]))
-        return float(np.mean(cross_entropy_probs(np.eye(out.shape[-1])[labels], out)))
-    target = np.asarray(data.y_test, np.float64).reshape(out.shape)
-    if loss.name is Loss.BINARY_CROSSENTROPY:
-        p = 1.0 / (1.0 + np.exp(-out)) if loss.from_logits else out
-        p = np.clip(p, eps, 1 - eps)
-        return float(-np.mean(target * np.log(p) + (1 - target) * np.log(1 - p)))
-    if loss.name is Loss.MAE:
-        return float(np.mean(np.abs(out - target)))
-    return float(np.mean((out - target) ** 2))
-
-
-class _Evaluator:
-    """Server-side evaluation of a global model with a runtime's ``infer`` on the held-out data."""
-
-    def __init__(self, runner: Runner, weight_names: tuple[str, ...], data: FittedData, loss: LossConfig):
-        self.runner = runner
-        names = set(weight_names)
-        self.state = {k: v for k, v in runner.get_weights().items() if k not in names}
-        self.data = data
-        self.loss = loss
-
-    def __call__(self, weights: dict[str, np.ndarray]) -> tuple[dict[str, Any], np.ndarray]:
-        self.runner.set_weights({**self.state, **weights})
-        out = self.runner.infer(self.data.x_test)[self.runner.primary_output]
-        finite = bool(np.all(np.isfinite(out)))
-        acc = self.data.accuracy(out, self.loss.from_logits) if finite else None
-        loss = heldout_loss(out, self.data, self.loss) if finite else float("nan")
-        return {"accuracy": acc, "loss": loss}, out
-
-
-def class_labels(data: FittedData) -> np.ndarray | None:
-    """Class indices of the fitted training labels (what label-skewed partitions deal), or None if not classes."""
-    if data.task is not TaskKind.MULTICLASS:
-        return None
-    y = np.asarray(data.y)
-    return (np.argmax(y, axis=-1) if y.ndim > 1 else y).astype(np.int64)
-
-
-def _centralized(
-    runner: Runner, evaluator: _Evaluator, initial: dict[str, np.ndarray], data: FittedData, pooled: np.ndarray,
-    batch: int, rounds: int, epochs: int, seed: int,
-) -> dict[str, Any]:
-    """TensorFlow trained on the pooled shards for rounds x local epochs, evaluated at every round's worth."""
-    from litetrain.data.batching import plan_batches
-
-    runner.set_weights({**evaluator.state, **initial})
-    plan = plan_batches(len(pooled), batch, epochs=rounds * epochs, seed=seed)
-    per_round = plan.steps_per_epoch * epochs
-    accuracy, loss = [], []
-    start = time.perf_counter()
-    for i, rows in enumerate(plan.indices):
-        idx = pooled[rows]
-        runner.train_step(data.x[idx], data.y[idx])
-        if (i + 1) % per_round == 0:
-            ev, _ = evaluator(runner.get_weights())
-            accuracy.append(ev["accuracy"])
-            loss.append(ev["loss"])
-    return {"accuracy": accuracy[-1], "loss": loss[-1], "accuracy_by_round": accuracy, "loss_by_round": loss,
-            "epochs": rounds * epochs, "steps": plan.steps, "samples": int(len(pooled)),
-            "seconds": time.perf_counter() - start}
 
 
 @contextlib.contextmanager
@@ -354,9 +146,9 @@ def _check_checkpoint_dir(probe: CheckpointStore, model: Any, resume: bool) -> b
         )
     probe.check_writable()
     built = workdir / "model"
-    if not resume or _is_built_dir(model):
+    if not resume or is_built_dir(model):
         return False
-    if not _is_built_dir(built):
+    if not is_built_dir(built):
         if probe.paths():
             # Building MODEL into this folder could never match checkpoints that came without their model (or
             # that are not a federation's at all, e.g. a 'litetrain train' session's), and would litter it.
@@ -395,7 +187,7 @@ def _same_model(given: str, source: str) -> bool:
 
 def _known_batch(model: Any, batch_size: int | None) -> int | None:
     """The train signature's batch as known before building: a built folder's, else the one it will get."""
-    if _is_built_dir(model):
+    if is_built_dir(model):
         try:
             return int(json.loads((Path(model) / "build.json").read_text(encoding="utf-8"))["settings"]["batch_size"])
         except (OSError, ValueError, KeyError, TypeError):
@@ -442,6 +234,99 @@ def _fingerprint(prepared: PreparedModel, initial: dict[str, np.ndarray], settin
     keys = ("data", "clients", "local_epochs", "batch_size", "partition", "fraction_fit", "strategy", "proximal_mu",
             "server_lr", "runtimes", "seed", "client_failure_rate", "straggler_rate")
     return {**model_fingerprint(prepared.tflite, initial), "federation": {k: settings[k] for k in keys}}
+
+
+@dataclasses.dataclass(frozen=True)
+class FederationOptions:
+    """``federate``'s options with their defaults resolved; :meth:`resolve` checks everything that needs no build
+    and no Ray, so that a bad option costs a second, not a build and a Ray start-up."""
+
+    clients: int
+    rounds: int
+    local_epochs: int
+    fraction_fit: float
+    seed: int
+    cpus: float
+    spec: PartitionSpec
+    choice: RuntimeChoice
+    kind: StrategyKind
+    proximal_mu: float | None
+    server_lr: float | None
+    faults: FaultSettings
+    round_timeout: float | None
+    tol: Tolerances
+    fail: frozenset[Verdict]
+    build: dict[str, Any]
+    centralized: bool
+    checkpoint_dir: str | Path | None
+    resume: bool
+    ray_address: str | None
+    verbose: bool
+
+    @property
+    def runtimes(self) -> tuple[RuntimeKind, ...]:
+        return self.choice.runtimes
+
+    @property
+    def uses_tensorflow(self) -> bool:
+        """TensorFlow clients or the centralized reference; ``--runtime tflite`` alone needs no TensorFlow."""
+        return RuntimeKind.TENSORFLOW in self.runtimes or self.centralized
+
+    @classmethod
+    def resolve(cls, model: Any, **given: Any) -> FederationOptions:
+        """Resolves ``federate``'s keyword arguments (same names) and checks them.
+
+        Raises:
+            UsageError: an option out of range, of the wrong strategy, or build options with a built folder.
+        """
+        spec = given["partition_spec"]
+        try:
+            choice = RuntimeChoice(given["runtime"] or RuntimeChoice.BOTH)
+            kind = StrategyKind(given["strategy"] or StrategyKind.FEDAVG)
+        except ValueError as exc:
+            raise UsageError(f"{exc}.", hint="runtime: tflite, tensorflow or both; strategy: fedavg, fedadam or "
+                             "fedprox.") from exc
+        fail_on = given["fail_on"]
+        options = cls(
+            clients=DEFAULT_CLIENTS if given["clients"] is None else int(given["clients"]),
+            rounds=DEFAULT_ROUNDS if given["rounds"] is None else int(given["rounds"]),
+            local_epochs=DEFAULT_LOCAL_EPOCHS if given["local_epochs"] is None else int(given["local_epochs"]),
+            fraction_fit=1.0 if given["fraction_fit"] is None else float(given["fraction_fit"]),
+            seed=0 if given["seed"] is None else int(given["seed"]),
+            cpus=DEFAULT_CPUS_PER_CLIENT if given["cpus_per_client"] is None else float(given["cpus_per_client"]),
+            spec=spec if isinstance(spec, PartitionSpec) else PartitionSpec.parse(spec),
+            choice=choice, kind=kind, proximal_mu=given["proximal_mu"], server_lr=given["server_lr"],
+            faults=FaultSettings(given["client_failure_rate"] or 0.0, given["straggler_rate"] or 0.0),
+            round_timeout=given["round_timeout"],
+            tol=given["tolerances"] or Tolerances(),
+            fail=fail_on if isinstance(fail_on, frozenset) else (
+                parse_fail_on(fail_on) if fail_on is None or isinstance(fail_on, str)
+                else frozenset(Verdict(v) for v in fail_on)),
+            build={k: given[k] for k in ("loss", "optimizer", "batch_size", "trainable", "select_tf_ops")},
+            centralized=bool(given["centralized"]),
+            checkpoint_dir=given["checkpoint_dir"],
+            resume=bool(given["resume"]), ray_address=given["ray_address"], verbose=bool(given["verbose"]),
+        )
+        options.check(model)
+        return options
+
+    def check(self, model: Any) -> None:
+        """The checks of :meth:`resolve`, in the order a user meets them."""
+        for name, value in (("--clients", self.clients), ("--rounds", self.rounds),
+                            ("--local-epochs", self.local_epochs)):
+            if value < 1:
+                raise UsageError(f"{name} must be at least 1; received {value}.")
+        if not 0.0 < self.fraction_fit <= 1.0:
+            raise UsageError(f"--fraction-fit must be in (0, 1]; received {self.fraction_fit}.")
+        if self.round_timeout is not None and not self.round_timeout > 0:
+            raise UsageError(f"--round-timeout must be positive; received {self.round_timeout}.")
+        if not self.cpus > 0:
+            raise UsageError(f"--cpus-per-client must be positive; received {self.cpus}.")
+        if self.resume and self.checkpoint_dir is None:
+            raise UsageError("--resume needs --checkpoint-dir (the folder of the federation to continue).")
+        check_strategy_options(self.kind, self.proximal_mu, self.server_lr)
+        check_build_options(model, **self.build)
+        _check_local_cpus(self.cpus, self.ray_address)
 
 
 def federate(
@@ -508,73 +393,91 @@ def federate(
     Returns:
         A :class:`FederateResult`.
     """
-    t_start = time.perf_counter()
-    timings: dict[str, float] = {}
-    clients = DEFAULT_CLIENTS if clients is None else int(clients)
-    rounds = DEFAULT_ROUNDS if rounds is None else int(rounds)
-    local_epochs = DEFAULT_LOCAL_EPOCHS if local_epochs is None else int(local_epochs)
-    fraction_fit = 1.0 if fraction_fit is None else float(fraction_fit)
-    seed = 0 if seed is None else int(seed)
-    cpus = DEFAULT_CPUS_PER_CLIENT if cpus_per_client is None else float(cpus_per_client)
-    spec = partition_spec if isinstance(partition_spec, PartitionSpec) else PartitionSpec.parse(partition_spec)
-    try:
-        choice = RuntimeChoice(runtime or RuntimeChoice.BOTH)
-        kind = StrategyKind(strategy or StrategyKind.FEDAVG)
-    except ValueError as exc:
-        raise UsageError(f"{exc}.", hint="runtime: tflite, tensorflow or both; strategy: fedavg, fedadam or "
-                         "fedprox.") from exc
-    faults = FaultSettings(client_failure_rate or 0.0, straggler_rate or 0.0)
-    tol = tolerances or Tolerances()
-    fail = fail_on if isinstance(fail_on, frozenset) else (
-        parse_fail_on(fail_on) if fail_on is None or isinstance(fail_on, str) else frozenset(Verdict(v) for v in fail_on))
-    for name, value in (("--clients", clients), ("--rounds", rounds), ("--local-epochs", local_epochs)):
-        if value < 1:
-            raise UsageError(f"{name} must be at least 1; received {value}.")
-    if not 0.0 < fraction_fit <= 1.0:
-        raise UsageError(f"--fraction-fit must be in (0, 1]; received {fraction_fit}.")
-    if round_timeout is not None and not round_timeout > 0:
-        raise UsageError(f"--round-timeout must be positive; received {round_timeout}.")
-    if not cpus > 0:
-        raise UsageError(f"--cpus-per-client must be positive; received {cpus}.")
-    if resume and checkpoint_dir is None:
-        raise UsageError("--resume needs --checkpoint-dir (the folder of the federation to continue).")
-    check_strategy_options(kind, proximal_mu, server_lr)
-    check_build_options(model, loss=loss, optimizer=optimizer, batch_size=batch_size, trainable=trainable,
-                        select_tf_ops=select_tf_ops)
-    _check_local_cpus(cpus, ray_address)
-    # Everything that can be checked without building the model or starting Ray is checked here, so that a bad
-    # option costs a second, not a build and a Ray start-up.
-    store = None
-    with contextlib.ExitStack() as stack:
+    options = FederationOptions.resolve(
+        model, clients=clients, rounds=rounds, local_epochs=local_epochs, batch_size=batch_size,
+        partition_spec=partition_spec, fraction_fit=fraction_fit, runtime=runtime, strategy=strategy,
+        proximal_mu=proximal_mu, server_lr=server_lr, client_failure_rate=client_failure_rate,
+        straggler_rate=straggler_rate, round_timeout=round_timeout, seed=seed, loss=loss, optimizer=optimizer,
+        trainable=trainable, select_tf_ops=select_tf_ops, centralized=centralized, checkpoint_dir=checkpoint_dir,
+        resume=resume, tolerances=tolerances, fail_on=fail_on, ray_address=ray_address,
+        cpus_per_client=cpus_per_client, verbose=verbose)
+    return Federation(options, model, data, on_round).run()
+
+
+class Federation:
+    """One run of :func:`federate`; :meth:`run` calls the stages in order: check what needs no build, prepare the
+    model and the shards, resume from a checkpoint, train the centralized reference, start the cluster and run the
+    rounds (each evaluated and checkpointed as it completes), summarize."""
+
+    def __init__(self, options: FederationOptions, model: Any, data: str | Dataset | None,
+                 on_round: Callable[[dict[str, Any]], None] | None = None) -> None:
+        self.options = options
+        self.model = model
+        self.data = data
+        self.on_round = on_round
+        self.t_start = time.perf_counter()
+        self.timings: dict[str, float] = {}
+        self.folder: CheckpointStore | None = None  # the locked --checkpoint-dir
+        self.store: CheckpointStore | None = None  # the same folder with this federation's fingerprint
+        self.rows: list[dict[str, Any]] = []
+        self.start_round = 1
+        self.resumed_from: int | None = None
+        self.central: dict[str, Any] | None = None
+        self.engine: dict[str, Any] = {}
+
+    def run(self) -> FederateResult:
+        """The whole federation; the checkpoint folder's lock, Ray and temporary files are released at the end."""
+        o = self.options
+        with contextlib.ExitStack() as stack:
+            reuse = self.check_before_work(stack)
+            self.prepare(stack, reuse)
+            self.resume()
+            self.train_centralized()
+            if self.start_round <= o.rounds:
+                self.run_rounds(stack)
+            if len(self.rows) < o.rounds:
+                raise UsageError(f"The federation stopped after {len(self.rows)} of {o.rounds} rounds.",
+                                 hint="Run again with --verbose to see Flower's log.")
+        return self.summarize()
+
+    def check_before_work(self, stack: contextlib.ExitStack) -> bool:
+        """Locks the checkpoint folder, loads the data, deals it once and checks the Ray address and Flower, all
+        before the build; True to reuse the model built in the checkpoint folder."""
+        o = self.options
         reuse = False
-        folder: CheckpointStore | None = None
-        if checkpoint_dir is not None:
+        if o.checkpoint_dir is not None:
             # One folder, one federation: locked from the first look at it to the last round's checkpoint.
-            folder = stack.enter_context(CheckpointStore(Path(checkpoint_dir), fingerprint={}).session())
-            reuse = _check_checkpoint_dir(folder, model, resume)
-        dataset = load_dataset(data)
-        _preflight_partition(dataset, clients, spec, seed,
-                             _known_batch(Path(checkpoint_dir) / "model" if reuse else model, batch_size))
-        check_ray_address(ray_address)  # an unreachable cluster fails here, not after the build
-        runtimes = choice.runtimes
-        uses_tensorflow = RuntimeKind.TENSORFLOW in runtimes or centralized
+            self.folder = stack.enter_context(CheckpointStore(Path(o.checkpoint_dir), fingerprint={}).session())
+            reuse = _check_checkpoint_dir(self.folder, self.model, o.resume)
+        self.dataset = load_dataset(self.data)
+        built = Path(o.checkpoint_dir) / "model" if reuse and o.checkpoint_dir is not None else self.model
+        _preflight_partition(self.dataset, o.clients, o.spec, o.seed, _known_batch(built, o.build["batch_size"]))
+        check_ray_address(o.ray_address)  # an unreachable cluster fails here, not after the build
         from litetrain.federated.ray_worker import import_federated
 
         import_federated("flwr.simulation")  # fail before any work when the extra is missing (imports TensorFlow)
-        with _quiet_flower(verbose):
-            strategies = {rt: make_strategy(kind, proximal_mu=proximal_mu, server_lr=server_lr) for rt in runtimes}
+        with _quiet_flower(o.verbose):
+            self.strategies = {rt: make_strategy(o.kind, proximal_mu=o.proximal_mu, server_lr=o.server_lr)
+                               for rt in o.runtimes}
         import flwr
         import ray
 
-        if checkpoint_dir is not None:
-            workdir = Path(checkpoint_dir)
+        self.engine = {"flwr": flwr.__version__, "ray": ray.__version__, "backend": "ray",
+                       "address": requested_address(o.ray_address) or "local", "cluster_cpus": None,
+                       "cpus_per_actor": None, "actors": None}
+        return reuse
+
+    def prepare(self, stack: contextlib.ExitStack, reuse: bool) -> None:
+        """Builds (or reuses) the model, fits the data to it, deals the shards and sets up the evaluators."""
+        o = self.options
+        if o.checkpoint_dir is not None:
+            self.workdir = Path(o.checkpoint_dir)
         else:
-            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="litetrain-federate-")))
+            self.workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="litetrain-federate-")))
         t0 = time.perf_counter()
-        prepared = load_built(workdir / "model") if reuse else prepare_model(
-            model, workdir, loss=loss, optimizer=optimizer, batch_size=batch_size, trainable=trainable,
-            select_tf_ops=select_tf_ops, seed=seed, tensorflow_twin=uses_tensorflow)
-        timings["prepare_model_s"] = time.perf_counter() - t0
+        self.prepared = prepared = load_built(self.workdir / "model") if reuse else prepare_model(
+            self.model, self.workdir, **o.build, seed=o.seed, tensorflow_twin=o.uses_tensorflow)
+        self.timings["prepare_model_s"] = time.perf_counter() - t0
 
         from litetrain.runtime.base import require_single_io_signatures
         from litetrain.runtime.litert import LiteRTRunner
@@ -583,187 +486,229 @@ def federate(
         lite = LiteRTRunner(prepared.tflite)
         require_single_io_signatures(lite, "litetrain federate")
         probe = lite.infer(np.zeros((1, *lite.infer_input.shape[1:]), lite.infer_input.dtype))[lite.primary_output]
-        fitted = fit_to_model(dataset, lite.train_inputs[0], lite.train_inputs[1], tuple(probe.shape[1:]),
-                              prepared.loss)
-        labels = class_labels(fitted)
-        shards = partition(len(fitted.x), clients, spec, labels=labels, seed=seed, min_samples=prepared.batch_size)
-        full = lite.get_weights()
-        initial = {n: full[n] for n in prepared.weight_names}
-        evaluators = {RuntimeKind.TFLITE: _Evaluator(lite, prepared.weight_names, fitted, prepared.loss)}
-        tf_runner, tf_eval = None, None
-        if uses_tensorflow:  # TensorFlow clients or the centralized reference; --runtime tflite alone needs none
+        self.fitted = fit_to_model(self.dataset, lite.train_inputs[0], lite.train_inputs[1],
+                                   tuple(probe.shape[1:]), prepared.loss)
+        self.labels = class_labels(self.fitted)
+        self.shards = partition(len(self.fitted.x), o.clients, o.spec, labels=self.labels, seed=o.seed,
+                                min_samples=prepared.batch_size)
+        self.full = lite.get_weights()
+        self.initial = {n: self.full[n] for n in prepared.weight_names}
+        self.evaluators = {RuntimeKind.TFLITE: Evaluator(lite, prepared.weight_names, self.fitted, prepared.loss)}
+        self.tf_runner: Runner | None = None
+        self.tf_eval: Evaluator | None = None
+        if o.uses_tensorflow:
             from litetrain.runtime.tensorflow import SavedModelRunner
 
-            tf_runner = SavedModelRunner(prepared.saved_model_dir)
-            tf_eval = _Evaluator(tf_runner, prepared.weight_names, fitted, prepared.loss)
-        if RuntimeKind.TENSORFLOW in runtimes:
-            assert tf_eval is not None
-            evaluators[RuntimeKind.TENSORFLOW] = tf_eval
-        timings["setup_s"] = time.perf_counter() - t0
+            self.tf_runner = SavedModelRunner(prepared.saved_model_dir)
+            self.tf_eval = Evaluator(self.tf_runner, prepared.weight_names, self.fitted, prepared.loss)
+        if RuntimeKind.TENSORFLOW in o.runtimes:
+            assert self.tf_eval is not None
+            self.evaluators[RuntimeKind.TENSORFLOW] = self.tf_eval
+        self.timings["setup_s"] = time.perf_counter() - t0
+        self.settings = self.describe_settings()
 
-        settings: dict[str, Any] = {
+    def describe_settings(self) -> dict[str, Any]:
+        """The federation's settings as the result reports them (and its checkpoints' fingerprint reads them)."""
+        o, prepared = self.options, self.prepared
+        first = self.strategies[o.runtimes[0]]
+        return {
             "model": prepared.source,
-            "data": dataset.name,
-            "clients": clients,
-            "rounds": rounds,
-            "local_epochs": local_epochs,
+            "data": self.dataset.name,
+            "clients": o.clients,
+            "rounds": o.rounds,
+            "local_epochs": o.local_epochs,
             "batch_size": prepared.batch_size,
-            "partition": spec.describe(),
-            "fraction_fit": fraction_fit,
-            "strategy": kind.value,
-            "proximal_mu": strategies[runtimes[0]].proximal_mu if kind is StrategyKind.FEDPROX else None,
-            "server_lr": strategies[runtimes[0]].eta if kind is StrategyKind.FEDADAM else None,
-            "runtime": choice.value,
-            "runtimes": list(runtimes),
-            "seed": seed,
-            "client_failure_rate": faults.failure_rate,
-            "straggler_rate": faults.straggler_rate,
-            "round_timeout": round_timeout,
+            "partition": o.spec.describe(),
+            "fraction_fit": o.fraction_fit,
+            "strategy": o.kind.value,
+            "proximal_mu": first.proximal_mu if o.kind is StrategyKind.FEDPROX else None,
+            "server_lr": first.eta if o.kind is StrategyKind.FEDADAM else None,
+            "runtime": o.choice.value,
+            "runtimes": list(o.runtimes),
+            "seed": o.seed,
+            "client_failure_rate": o.faults.failure_rate,
+            "straggler_rate": o.faults.straggler_rate,
+            "round_timeout": o.round_timeout,
             "loss": prepared.build_info["settings"]["loss"],
             "optimizer": prepared.build_info["settings"]["optimizer"],
             "trainable": prepared.build_info["settings"].get("trainable"),
-            "atol": tol.a,
-            "rtol": tol.r,
-            "cpus_per_client": cpus,
+            "atol": o.tol.a,
+            "rtol": o.tol.r,
+            "cpus_per_client": o.cpus,
             "what_travels": WHAT_TRAVELS,
             "tensorflow_clients_gradients": prepared.tf_gradients,
             "client_sampling": "seeded by (seed, round), identical for every runtime",
             "batch_order": "seeded by (seed, round, client), identical for every runtime",
         }
 
-        # Checkpoints: resume or start fresh.
-        rows: list[dict[str, Any]] = []
-        start_round = 1
-        resumed_from = None
-        globals_ = {rt: dict(initial) for rt in runtimes}
-        init_eval = {rt: evaluators[rt](initial)[0] for rt in runtimes}
-        if folder is not None:
-            store = folder.with_fingerprint(_fingerprint(prepared, full, settings))
-            latest = store.latest() if resume else None
-            if latest is not None:
-                resumed_from = int(latest.state["round"])
-                if resumed_from > rounds:
-                    raise UsageError(
-                        f"{str(workdir)!r} already holds round {resumed_from} of this federation, more than "
-                        f"--rounds {rounds}.",
-                        hint=f"Pass --rounds {resumed_from} or more to continue it.",
-                    )
-                start_round = resumed_from + 1
-                rows = list(latest.state["rows"])
-                for rt in runtimes:
-                    globals_[rt] = {n: latest.arrays[f"{rt}.{n}"] for n in prepared.weight_names}
-                    restore_strategy_state(strategies[rt], f"server.{rt}", latest.arrays)
-
-        central = None
-        if centralized:
-            t0 = time.perf_counter()
-            pooled = np.sort(np.concatenate(shards))
-            assert tf_runner is not None and tf_eval is not None  # uses_tensorflow
-            central = _centralized(tf_runner, tf_eval, initial, fitted, pooled, prepared.batch_size, rounds,
-                                   local_epochs, seed)
-            timings["centralized_s"] = time.perf_counter() - t0
-
-        def record_round(rnd: int, outcomes: dict[str, RuntimeRound]) -> None:
-            row = _round_record(rnd, outcomes, evaluators, tol, central)
-            rows.append(row)
-            if store is not None:
-                arrays = {f"{rt}.{n}": w for rt, o in outcomes.items() for n, w in o.weights.items()}
-                for rt in runtimes:
-                    arrays.update(strategy_state(strategies[rt], f"server.{rt}"))
-                store.write(rnd, arrays, json_safe({"round": rnd, "rows": rows}))
-            if on_round is not None:
-                on_round(row)
-
-        engine: dict[str, Any] = {"flwr": flwr.__version__, "ray": ray.__version__, "backend": "ray",
-                                  "address": requested_address(ray_address) or "local", "cluster_cpus": None,
-                                  "cpus_per_actor": None, "actors": None}
-        if start_round <= rounds:
-            t0 = time.perf_counter()
-            data_for_clients = ClientData(
-                key=uuid.uuid4().hex,
-                tflite=prepared.tflite,
-                saved_model=zip_folder(prepared.saved_model_dir) if RuntimeKind.TENSORFLOW in runtimes else None,
-                x=fitted.x, y=fitted.y, shards=tuple(shards), weight_names=prepared.weight_names,
-                batch_size=prepared.batch_size, learning_rate=prepared.learning_rate,
+    def resume(self) -> None:
+        """Starts from the initial weights, or from the newest checkpoint with ``--resume``."""
+        o = self.options
+        self.globals = {rt: dict(self.initial) for rt in o.runtimes}
+        self.init_eval = {rt: self.evaluators[rt](self.initial)[0] for rt in o.runtimes}
+        if self.folder is None:
+            return
+        self.store = self.folder.with_fingerprint(_fingerprint(self.prepared, self.full, self.settings))
+        latest = self.store.latest() if o.resume else None
+        if latest is None:
+            return
+        self.resumed_from = int(latest.state["round"])
+        if self.resumed_from > o.rounds:
+            raise UsageError(
+                f"{str(self.workdir)!r} already holds round {self.resumed_from} of this federation, more than "
+                f"--rounds {o.rounds}.",
+                hint=f"Pass --rounds {self.resumed_from} or more to continue it.",
             )
-            plan = ServerPlan(
-                runtimes=runtimes, num_clients=clients, rounds=rounds, start_round=start_round,
-                fraction_fit=fraction_fit, seed=seed, local_epochs=local_epochs, faults=faults,
-                round_timeout=round_timeout, strategies=strategies, global_weights=globals_, on_round=record_round,
-            )
-            simulation = import_federated("flwr.simulation")
-            stack.callback(shutil.rmtree, extraction_root(data_for_clients.key), True)
-            existing = ray_running()
-            with _quiet_flower(verbose), ray_session(ray_address, verbose) as ray_mod:
-                if existing:
-                    engine["address"] = ray_mod.get_runtime_context().gcs_address
-                # Flower starts node CPUs / num_cpus actors per node, however few the clients: ask for more CPUs
-                # per actor when that would start idle actors (each one a Python process with its interpreters).
-                per_actor, actors = plan_actors(node_cpus(ray_mod.nodes()), cpus, clients)
-                engine.update(cluster_cpus=ray_mod.cluster_resources().get("CPU"), cpus_per_actor=per_actor,
-                              actors=actors)
-                if actors < 1:
-                    raise UsageError(
-                        f"No node of the Ray cluster has the {cpus:g} CPUs that --cpus-per-client asks for one "
-                        f"client (cluster: {engine['cluster_cpus']} CPUs).",
-                        hint="Lower --cpus-per-client.",
-                    )
-                ref = ray_mod.put(data_for_clients)
-                try:
-                    with keep_ray_running(ray_mod):
-                        simulation.run_simulation(
-                            server_app=make_server_app(plan),
-                            client_app=make_client_app(data_for_clients.key, ref),
-                            num_supernodes=clients,
-                            backend_name="ray",
-                            backend_config={"client_resources": {"num_cpus": per_actor, "num_gpus": 0.0}},
-                            verbose_logging=verbose,
-                        )
-                finally:
-                    if data_for_clients.saved_model is not None:
-                        remove_remote_extractions(ray_mod, data_for_clients.key)
-            timings["simulation_s"] = time.perf_counter() - t0
-            timings["ray_and_engine_overhead_s"] = timings["simulation_s"] - sum(
-                r["wall_seconds"] for r in rows if r["round"] >= start_round)
-        if len(rows) < rounds:
-            raise UsageError(f"The federation stopped after {len(rows)} of {rounds} rounds.",
-                             hint="Run again with --verbose to see Flower's log.")
+        self.start_round = self.resumed_from + 1
+        self.rows = list(latest.state["rows"])
+        for rt in o.runtimes:
+            self.globals[rt] = {n: latest.arrays[f"{rt}.{n}"] for n in self.prepared.weight_names}
+            restore_strategy_state(self.strategies[rt], f"server.{rt}", latest.arrays)
 
-    verdict, explanation = _verdict(rows, init_eval, runtimes, tol, central)
-    passed = verdict is None or verdict not in fail
-    timings["total_s"] = time.perf_counter() - t_start
-    exchanged = int(sum(v.nbytes for v in initial.values()))
-    return FederateResult(
-        verdict=verdict,
-        passed=passed,
-        explanation=explanation,
-        fail_on=tuple(sorted(v.value for v in fail)),
-        settings=settings,
-        model={
-            "source": prepared.source,
-            "size_bytes": len(prepared.tflite),
-            "variables": prepared.build_info.get("variables", []),
-            "exchanged_variables": len(prepared.weight_names),
-            "exchanged_names": list(prepared.weight_names),
-            "exchanged_bytes": exchanged,
-            "frozen_layers": prepared.build_info.get("frozen_layers", []),
-        },
-        data={**dataset.describe(), "partition": describe_partition(shards, labels, len(fitted.x))},
-        initial=init_eval,
-        rounds=tuple(rows),
-        centralized=central,
-        checkpoint=None if checkpoint_dir is None else {
-            "directory": str(checkpoint_dir), "resumed_from_round": resumed_from,
-            "files": [str(p) for p in store.paths()] if store is not None else [],
-        },
-        engine=engine,
-        environment={**environment(), "flwr": flwr.__version__, "ray": ray.__version__},
-        timings=timings,
-    )
+    def train_centralized(self) -> None:
+        """The reference: TensorFlow on the pooled shards for rounds x local epochs (unless ``--no-centralized``)."""
+        o = self.options
+        if not o.centralized:
+            return
+        t0 = time.perf_counter()
+        pooled = np.sort(np.concatenate(self.shards))
+        assert self.tf_runner is not None and self.tf_eval is not None  # uses_tensorflow
+        self.central = train_centralized(self.tf_runner, self.tf_eval, self.initial, self.fitted, pooled,
+                                         self.prepared.batch_size, o.rounds, o.local_epochs, o.seed)
+        self.timings["centralized_s"] = time.perf_counter() - t0
+
+    def record_round(self, rnd: int, outcomes: dict[str, RuntimeRound]) -> None:
+        """Evaluates and compares a round's global models, checkpoints them and reports the round."""
+        row = _round_record(rnd, outcomes, self.evaluators, self.options.tol, self.central)
+        self.rows.append(row)
+        self.checkpoint(rnd, outcomes)
+        if self.on_round is not None:
+            self.on_round(row)
+
+    def checkpoint(self, rnd: int, outcomes: dict[str, RuntimeRound]) -> None:
+        """Writes the round's global models, the server state and the rows so far (with ``--checkpoint-dir``)."""
+        if self.store is None:
+            return
+        arrays = {f"{rt}.{n}": w for rt, o in outcomes.items() for n, w in o.weights.items()}
+        for rt in self.options.runtimes:
+            arrays.update(strategy_state(self.strategies[rt], f"server.{rt}"))
+        self.store.write(rnd, arrays, json_safe({"round": rnd, "rows": self.rows}))
+
+    def client_data(self) -> ClientData:
+        """What every client worker receives once through Ray's object store."""
+        prepared = self.prepared
+        return ClientData(
+            key=uuid.uuid4().hex,
+            tflite=prepared.tflite,
+            saved_model=zip_folder(prepared.saved_model_dir) if RuntimeKind.TENSORFLOW in self.options.runtimes
+            else None,
+            x=self.fitted.x, y=self.fitted.y, shards=tuple(self.shards), weight_names=prepared.weight_names,
+            batch_size=prepared.batch_size, learning_rate=prepared.learning_rate,
+        )
+
+    def server_plan(self) -> ServerPlan:
+        """The round loop the ServerApp runs, reporting each round to :meth:`record_round`."""
+        o = self.options
+        return ServerPlan(
+            runtimes=o.runtimes, num_clients=o.clients, rounds=o.rounds, start_round=self.start_round,
+            fraction_fit=o.fraction_fit, seed=o.seed, local_epochs=o.local_epochs, faults=o.faults,
+            round_timeout=o.round_timeout, strategies=self.strategies, global_weights=self.globals,
+            on_round=self.record_round,
+        )
+
+    def start_cluster(self, ray_mod: Any, existing: bool) -> float:
+        """Sizes the client actors on the Ray cluster (recorded in ``engine``); returns the CPUs per actor.
+
+        Raises:
+            UsageError: no node has the CPUs of one client.
+        """
+        cpus = self.options.cpus
+        if existing:
+            self.engine["address"] = ray_mod.get_runtime_context().gcs_address
+        # Flower starts node CPUs / num_cpus actors per node, however few the clients: ask for more CPUs per actor
+        # when that would start idle actors (each one a Python process with its interpreters).
+        per_actor, actors = plan_actors(node_cpus(ray_mod.nodes()), cpus, self.options.clients)
+        self.engine.update(cluster_cpus=ray_mod.cluster_resources().get("CPU"), cpus_per_actor=per_actor,
+                           actors=actors)
+        if actors < 1:
+            raise UsageError(
+                f"No node of the Ray cluster has the {cpus:g} CPUs that --cpus-per-client asks for one client "
+                f"(cluster: {self.engine['cluster_cpus']} CPUs).",
+                hint="Lower --cpus-per-client.",
+            )
+        return per_actor
+
+    def run_rounds(self, stack: contextlib.ExitStack) -> None:
+        """Starts (or joins) Ray and runs the remaining rounds on Flower's simulation engine."""
+        from litetrain.federated.ray_worker import import_federated
+
+        o = self.options
+        t0 = time.perf_counter()
+        data = self.client_data()
+        plan = self.server_plan()
+        simulation = import_federated("flwr.simulation")
+        stack.callback(shutil.rmtree, extraction_root(data.key), True)
+        existing = ray_running()
+        with _quiet_flower(o.verbose), ray_session(o.ray_address, o.verbose) as ray_mod:
+            per_actor = self.start_cluster(ray_mod, existing)
+            ref = ray_mod.put(data)
+            try:
+                with keep_ray_running(ray_mod):
+                    simulation.run_simulation(
+                        server_app=make_server_app(plan),
+                        client_app=make_client_app(data.key, ref),
+                        num_supernodes=o.clients,
+                        backend_name="ray",
+                        backend_config={"client_resources": {"num_cpus": per_actor, "num_gpus": 0.0}},
+                        verbose_logging=o.verbose,
+                    )
+            finally:
+                if data.saved_model is not None:
+                    remove_remote_extractions(ray_mod, data.key)
+        self.timings["simulation_s"] = time.perf_counter() - t0
+        self.timings["ray_and_engine_overhead_s"] = self.timings["simulation_s"] - sum(
+            r["wall_seconds"] for r in self.rows if r["round"] >= self.start_round)
+
+    def summarize(self) -> FederateResult:
+        """The verdict and the result."""
+        import flwr
+        import ray
+
+        o, prepared = self.options, self.prepared
+        verdict, explanation = _verdict(self.rows, self.init_eval, o.runtimes, o.tol, self.central)
+        self.timings["total_s"] = time.perf_counter() - self.t_start
+        return FederateResult(
+            verdict=verdict,
+            passed=verdict is None or verdict not in o.fail,
+            explanation=explanation,
+            fail_on=tuple(sorted(v.value for v in o.fail)),
+            settings=self.settings,
+            model={
+                "source": prepared.source,
+                "size_bytes": len(prepared.tflite),
+                "variables": prepared.build_info.get("variables", []),
+                "exchanged_variables": len(prepared.weight_names),
+                "exchanged_names": list(prepared.weight_names),
+                "exchanged_bytes": int(sum(v.nbytes for v in self.initial.values())),
+                "frozen_layers": prepared.build_info.get("frozen_layers", []),
+            },
+            data={**self.dataset.describe(),
+                  "partition": describe_partition(self.shards, self.labels, len(self.fitted.x))},
+            initial=self.init_eval,
+            rounds=tuple(self.rows),
+            centralized=self.central,
+            checkpoint=None if o.checkpoint_dir is None else {
+                "directory": str(o.checkpoint_dir), "resumed_from_round": self.resumed_from,
+                "files": [str(p) for p in self.store.paths()] if self.store is not None else [],
+            },
+            engine=self.engine,
+            environment={**environment(), "flwr": flwr.__version__, "ray": ray.__version__},
+            timings=self.timings,
+        )
 
 
 def _round_record(
-    rnd: int, outcomes: dict[str, RuntimeRound], evaluators: dict[str, _Evaluator], tol: Tolerances,
+    rnd: int, outcomes: dict[str, RuntimeRound], evaluators: dict[str, Evaluator], tol: Tolerances,
     central: dict[str, Any] | None,
 ) -> dict[str, Any]:
     t0 = time.perf_counter()
@@ -829,5 +774,5 @@ def _verdict(
     return verdict, f"{text} Final held-out accuracy: {accs}{ref}."
 
 
-__all__ = ["DEFAULT_FAIL_ON", "RuntimeChoice", "check_build_options", "class_labels", "federate", "load_built",
-           "prepare_model"]
+__all__ = ["DEFAULT_FAIL_ON", "Federation", "FederationOptions", "RuntimeChoice", "check_build_options",
+           "class_labels", "federate", "heldout_loss", "load_built", "prepare_model"]
