@@ -26,6 +26,38 @@ def federate_page(result: dict[str, Any]) -> Page:
     """Federated training: accuracy per round in TFLite and TensorFlow against centralized training."""
     src = Source(result)
     rounds = [r for r in src.sequence("rounds") if isinstance(r, Mapping)]
+    page = _headline(src, rounds)
+    section = Section("rounds", "Rounds")
+    if rounds:
+        xs = [r.get("round", i + 1) for i, r in enumerate(rounds)]
+        runtimes = [rt for rt in ("tflite", "tensorflow")
+                    if any(isinstance(r.get("accuracy"), Mapping) and r["accuracy"].get(rt) is not None
+                           for r in rounds)]
+        # Round 0 is the initial global model, when the result has it for every runtime plotted.
+        start = bool(runtimes) and all(src.number("initial", rt, "accuracy") is not None for rt in runtimes)
+        figures = (_accuracy_figure(src, rounds, xs, runtimes, start), _agreement_figure(src, rounds, xs))
+        section.figures += [f for f in figures if f is not None]
+        loss = _federated_loss_figure(src, rounds, start)
+        if loss is not None:
+            section.figures.insert(1, loss)
+        section.tables.append(_rounds_table(src, rounds, runtimes, start))
+        cost = _round_cost_table(src, rounds)
+        if cost is not None:
+            section.tables.append(cost)
+    fleet = _fleet_table(src)
+    if fleet is not None:
+        section.tables.append(fleet)
+    if section.figures or section.tables:
+        page.sections.append(section)
+    split = _partition_section(src)
+    if split is not None:
+        page.sections.append(split)
+    page.sections += tail_sections(src, command=_federate_command(src))
+    return page
+
+
+def _headline(src: Source, rounds: list[Mapping[str, Any]]) -> Page:
+    """The page with its answer: the verdict and its cause, then the last round's accuracy in each runtime."""
     verdict = src.get("verdict")
     vpath: list[Any] = ["verdict"] if isinstance(verdict, str) else ["verdict", "verdict"]
     verdict_text = src.get(*vpath) if isinstance(src.get(*vpath), str) else None
@@ -55,71 +87,58 @@ def federate_page(result: dict[str, Any]) -> Page:
                 tone=tone, answer=answer, subtitle=str(src.get("model", "source", default="") or ""))
     if src.has("explanation"):
         page.explanation = [src.cell("explanation", fmt="text")]
-    section = Section("rounds", "Rounds")
-    if rounds:
-        xs = [r.get("round", i + 1) for i, r in enumerate(rounds)]
-        runtimes = [rt for rt in ("tflite", "tensorflow")
-                    if any(isinstance(r.get("accuracy"), Mapping) and r["accuracy"].get(rt) is not None
-                           for r in rounds)]
-        # Round 0 is the initial global model, when the result has it for every runtime plotted.
-        start = bool(runtimes) and all(src.number("initial", rt, "accuracy") is not None for rt in runtimes)
-        series: dict[str, list[Any]] = {}
-        for name in runtimes:
-            vals = [r["accuracy"].get(name) if isinstance(r.get("accuracy"), Mapping) else None for r in rounds]
-            series[name] = [src.get("initial", name, "accuracy")] * start + vals
-        styles: dict[str, dict[str, Any]] = {"tensorflow": {"linestyle": (0, (4, 2))}}
-        per_round_central = [r.get("centralized_accuracy") for r in rounds]
-        central = src.number("centralized_accuracy")
-        if any(v is not None for v in per_round_central):
-            series["centralized"] = [None] * start + per_round_central
-        elif central is not None:
-            series["centralized"] = [None] * start + [central] * len(rounds)
-        if "centralized" in series:
-            styles["centralized"] = {"linestyle": "--", "color": plots.FLOOR_COLOR}
-        if series:
-            section.figures.append(Figure(
-                "fig-federated-accuracy", "Held-out accuracy per round",
-                plots.lines("fig-federated-accuracy", series, x=[0] * start + xs, xlabel="round",
-                            ylabel="held-out accuracy", styles=styles, markers=True, percent_y=True),
-                ["The global model after each round" + (" (round 0: the initial model)" if start else "")
-                 + ", evaluated in each runtime; centralized: TensorFlow trained on the pooled data for as many "
-                 "epochs."]))
-        diffs = [(r.get("agreement") or {}).get("max_abs_weight_diff") if isinstance(r.get("agreement"), Mapping)
-                 else None for r in rounds]
-        if any(number_or_nan(d) > 0 for d in diffs):
-            agreement: dict[str, list[Any]] = {"largest |weight difference|": diffs}
-            agreement_styles: dict[str, dict[str, Any]] = {"largest |weight difference|": {}}
-            caption: list[str | Cell] = ["The same federation run in both runtimes: how far apart their global "
-                                         "models are after each round"]
-            if number_or_nan(src.get("settings", "atol")) > 0:
-                # The verdict allows atol + rtol * |weight|: atol is the least it allows.
-                agreement["tolerance (atol)"] = [src.get("settings", "atol")] * len(rounds)
-                agreement_styles["tolerance (atol)"] = {"color": plots.LIMIT_COLOR, "linestyle": "--", "marker": ""}
-                caption += ["; dashed: the absolute tolerance, atol ", src.cell("settings", "atol"),
-                            " (the verdict allows atol + rtol × |weight|, rtol ", src.cell("settings", "rtol"), ")"]
-            caption.append(".")
-            section.figures.append(Figure(
-                "fig-federated-agreement", "TFLite vs TensorFlow global model per round",
-                plots.lines("fig-federated-agreement", agreement, x=xs, xlabel="round",
-                            ylabel="|TFLite - TensorFlow|", logy=True, markers=True, styles=agreement_styles),
-                caption))
-        loss = _federated_loss_figure(src, rounds, start)
-        if loss is not None:
-            section.figures.insert(1, loss)
-        section.tables.append(_rounds_table(src, rounds, runtimes, start))
-        cost = _round_cost_table(src, rounds)
-        if cost is not None:
-            section.tables.append(cost)
-    fleet = _fleet_table(src)
-    if fleet is not None:
-        section.tables.append(fleet)
-    if section.figures or section.tables:
-        page.sections.append(section)
-    split = _partition_section(src)
-    if split is not None:
-        page.sections.append(split)
-    page.sections += tail_sections(src, command=_federate_command(src))
     return page
+
+
+def _accuracy_figure(src: Source, rounds: list[Mapping[str, Any]], xs: list[Any], runtimes: list[str],
+                     start: bool) -> Figure | None:
+    """Held-out accuracy of the global model per round in each runtime, with centralized training for scale."""
+    series: dict[str, list[Any]] = {}
+    for name in runtimes:
+        vals = [r["accuracy"].get(name) if isinstance(r.get("accuracy"), Mapping) else None for r in rounds]
+        series[name] = [src.get("initial", name, "accuracy")] * start + vals
+    styles: dict[str, dict[str, Any]] = {"tensorflow": {"linestyle": (0, (4, 2))}}
+    per_round_central = [r.get("centralized_accuracy") for r in rounds]
+    central = src.number("centralized_accuracy")
+    if any(v is not None for v in per_round_central):
+        series["centralized"] = [None] * start + per_round_central
+    elif central is not None:
+        series["centralized"] = [None] * start + [central] * len(rounds)
+    if "centralized" in series:
+        styles["centralized"] = {"linestyle": "--", "color": plots.FLOOR_COLOR}
+    if not series:
+        return None
+    return Figure(
+        "fig-federated-accuracy", "Held-out accuracy per round",
+        plots.lines("fig-federated-accuracy", series, x=[0] * start + xs, xlabel="round",
+                    ylabel="held-out accuracy", styles=styles, markers=True, percent_y=True),
+        ["The global model after each round" + (" (round 0: the initial model)" if start else "")
+         + ", evaluated in each runtime; centralized: TensorFlow trained on the pooled data for as many "
+         "epochs."])
+
+
+def _agreement_figure(src: Source, rounds: list[Mapping[str, Any]], xs: list[Any]) -> Figure | None:
+    """How far apart the TFLite and TensorFlow global models are after each round, against atol."""
+    diffs = [(r.get("agreement") or {}).get("max_abs_weight_diff") if isinstance(r.get("agreement"), Mapping)
+             else None for r in rounds]
+    if not any(number_or_nan(d) > 0 for d in diffs):
+        return None
+    agreement: dict[str, list[Any]] = {"largest |weight difference|": diffs}
+    agreement_styles: dict[str, dict[str, Any]] = {"largest |weight difference|": {}}
+    caption: list[str | Cell] = ["The same federation run in both runtimes: how far apart their global "
+                                 "models are after each round"]
+    if number_or_nan(src.get("settings", "atol")) > 0:
+        # The verdict allows atol + rtol * |weight|: atol is the least it allows.
+        agreement["tolerance (atol)"] = [src.get("settings", "atol")] * len(rounds)
+        agreement_styles["tolerance (atol)"] = {"color": plots.LIMIT_COLOR, "linestyle": "--", "marker": ""}
+        caption += ["; dashed: the absolute tolerance, atol ", src.cell("settings", "atol"),
+                    " (the verdict allows atol + rtol × |weight|, rtol ", src.cell("settings", "rtol"), ")"]
+    caption.append(".")
+    return Figure(
+        "fig-federated-agreement", "TFLite vs TensorFlow global model per round",
+        plots.lines("fig-federated-agreement", agreement, x=xs, xlabel="round",
+                    ylabel="|TFLite - TensorFlow|", logy=True, markers=True, styles=agreement_styles),
+        caption)
 
 
 def _federated_loss_figure(src: Source, rounds: list[Mapping[str, Any]], start: bool) -> Figure | None:
