@@ -25,7 +25,14 @@ def test_keras3_build_writes_artifacts_with_the_signature_convention(tmp_path):
 
     info = json.loads((out / "build.json").read_text())
     sigs = info["signatures"]
-    assert sorted(sigs) == ["infer", "restore", "save", "train"]
+    assert sorted(sigs) == ["infer", "infer_fixed", "restore", "save", "train"]
+    assert sigs["infer_fixed"]["inputs"][0]["shape"] == [16, 8, 8]
+    # Portable to every LiteRT runtime: no 64-bit tensors anywhere, no 0-d tensor in save/restore.
+    tensors = [t for sig in sigs.values() for t in (*sig["inputs"], *sig["outputs"])]
+    assert not [t["name"] for t in tensors if t["dtype"] in ("int64", "float64")]
+    assert not [t["name"] for k in ("save", "restore") for t in (*sigs[k]["inputs"], *sigs[k]["outputs"])
+                if t["shape"] == []]
+    assert {t["name"]: t for t in sigs["restore"]["inputs"]}["opt_iteration"]["dtype"] == "int32"
     train_in = {t["name"]: t for t in sigs["train"]["inputs"]}
     assert train_in["x"]["shape"] == [16, 8, 8] and train_in["y"] == {"name": "y", "shape": [16], "dtype": "int32"}
     assert [t["name"] for t in sigs["train"]["outputs"]] == ["loss"]

@@ -88,7 +88,7 @@ def test_kill_9_anywhere_then_resume_ends_bit_identical(tm: SimpleNamespace, tmp
 
     got = load_checkpoint(final["final_checkpoint"]).arrays
     want = load_checkpoint(reference.final_checkpoint).arrays
-    assert sorted(got) == sorted(want) and int(got["opt_iteration"]) == TOTAL
+    assert sorted(got) == sorted(want) and int(got["opt_iteration"].item()) == TOTAL
     for name in want:
         assert got[name].dtype == want[name].dtype and np.array_equal(got[name], want[name]), name
     # Even the checkpoint file is the same, byte for byte (state, manifest and arrays are all deterministic).

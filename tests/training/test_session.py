@@ -45,7 +45,7 @@ def test_a_session_trains_evaluates_and_checkpoints(tm: SimpleNamespace, tmp_pat
     with LiteRTRunner(tm.adam) as runner:
         ckpt = load_checkpoint(result.final_checkpoint)
         runner.set_weights(ckpt.arrays)
-        assert int(ckpt.arrays["opt_iteration"]) == 3 * SPE
+        assert int(ckpt.arrays["opt_iteration"].item()) == 3 * SPE
         logits = runner.infer(tm.x_test)["output"]
     assert np.mean(np.argmax(logits, -1) == tm.y_test) == result.epochs[-1].accuracy
     assert ckpt.state["epoch"] == 3 and ckpt.state["position"] == 0
@@ -168,7 +168,7 @@ def test_resume_refuses_other_model_data_or_order(tm: SimpleNamespace, tmp_path:
 def test_learning_rate_schedules(tm: SimpleNamespace, tmp_path: Path) -> None:
     step = train(tm.sgd, tm.npz, epochs=3, checkpoint_dir=tmp_path / "step", lr_schedule="step:1:0.5")
     assert [e.learning_rate for e in step.epochs] == [pytest.approx(0.1), pytest.approx(0.05), pytest.approx(0.025)]
-    assert float(load_checkpoint(step.final_checkpoint).arrays["opt_learning_rate"]) == np.float32(0.025)
+    assert load_checkpoint(step.final_checkpoint).arrays["opt_learning_rate"].item() == np.float32(0.025)
     constant = train(tm.sgd, tm.npz, epochs=3, checkpoint_dir=tmp_path / "const")
     assert step.epochs[0].loss == constant.epochs[0].loss  # the first epoch runs at the model's own rate
     assert step.epochs[1].loss != constant.epochs[1].loss  # then the halved rate changes the updates
@@ -177,7 +177,7 @@ def test_learning_rate_schedules(tm: SimpleNamespace, tmp_path: Path) -> None:
     end1, end2 = (load_checkpoint(p).arrays for p in tiny.checkpoints)
     weights = [k for k in end1 if not k.startswith("opt_")]
     assert len(weights) == 4 and all(np.array_equal(end1[k], end2[k]) for k in weights)
-    assert int(end2["opt_iteration"]) == 2 * SPE
+    assert int(end2["opt_iteration"].item()) == 2 * SPE
     cosine = train(tm.sgd, tm.npz, epochs=2, checkpoint_dir=tmp_path / "cos", lr_schedule="cosine")
     assert cosine.epochs[-1].learning_rate == pytest.approx(0.1 * 0.5 * (1 + np.cos(np.pi * (2 * SPE - 1) / (2 * SPE))))
     with pytest.raises(UsageError, match="Unknown learning-rate schedule"):

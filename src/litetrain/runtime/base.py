@@ -191,8 +191,9 @@ class Runner(abc.ABC):
         """Assigns every exchanged variable; names and shapes must match, and values must be exact in its dtype.
 
         A value of another dtype is accepted only when converting it changes nothing (float32 weights into a float64
-        twin, 3.0 into an int64 step counter); float64 values that float32 would round, or 2.5 for an integer, are
-        refused rather than silently cast.
+        twin, 3.0 into an int32 step counter); float64 values that float32 would round, or 2.5 for an integer, are
+        refused rather than silently cast. A 0-d value fills a ``[1]`` weight and the other way round: the
+        signatures exchange scalars as ``[1]`` (portable to every LiteRT runtime); older checkpoints hold them 0-d.
         """
         self._require_weights()
         missing = sorted(set(self.weight_infos) - set(weights))
@@ -206,6 +207,8 @@ class Runner(abc.ABC):
         checked = {}
         for name, info in self.weight_infos.items():
             value = np.asarray(weights[name])
+            if {tuple(value.shape), tuple(info.shape)} == {(), (1,)}:
+                value = value.reshape(info.shape)  # a scalar saved before the signatures exchanged them as [1]
             if tuple(value.shape) != tuple(info.shape):
                 raise SignatureError(
                     f"{self.name}: weight {name!r} has shape {tuple(info.shape)} here; received {value.shape}."

@@ -10,8 +10,11 @@ Signature convention (also what ``litetrain compare`` expects of models built by
   ``loss_weights``, summed, as Keras ``fit`` computes it.
 - Integer inputs (token ids) are int32 in the signatures; int64 Keras inputs are cast inside the graph, since
   LiteRT.js and other runtimes reject int64 tensors.
+- ``infer_fixed(x) -> {"output"}``: ``infer`` at the train batch size, for runtimes without dynamic batches.
 - ``save() -> {name: tensor}``: every trainable weight and every optimizer state variable, by name.
 - ``restore(**{name: tensor}) -> {name: tensor}``: assigns them; returns what it assigned.
+- Portable to every LiteRT runtime (docs/signatures.md, "Runtimes"): no int64 tensor (the optimizer's step counter
+  is int32), scalars exchanged as ``[1]``, ``save``/``restore`` outputs made by a copy op, not by READ_VARIABLE.
 
 Layers run with ``training=False`` inside ``train``: BatchNormalization uses its frozen statistics and Dropout
 passes inputs through, so the graph is deterministic and the TensorFlow and TFLite twins can be compared step
@@ -35,7 +38,8 @@ from litetrain.trainable.loaders import Framework, LoadedModel
 tf = import_module("tensorflow")
 
 TRAIN, INFER, SAVE, RESTORE = "train", "infer", "save", "restore"
-SIGNATURE_KEYS = (TRAIN, INFER, SAVE, RESTORE)
+INFER_FIXED = "infer_fixed"
+SIGNATURE_KEYS = (TRAIN, INFER, SAVE, RESTORE, INFER_FIXED)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,6 +129,7 @@ class TrainableModule(tf.Module):
         self._loss_fns = [make_loss(self.framework, out.loss) for out in self.outputs]
         self.optimizer = make_optimizer(self.framework, optimizer)
         self.optimizer.build(trainable_vars)
+        _int32_step_counter(self.optimizer, self.framework)
         opt_vars = self.optimizer.variables
         opt_vars = list(opt_vars() if callable(opt_vars) else opt_vars)
         self._all_tf_variables = [_tf_variable(v, self.framework) for v in list(model.variables) + opt_vars]
@@ -152,7 +157,7 @@ class TrainableModule(tf.Module):
                     name, k = f"{base}_{k}", k + 1
                 used.add(name)
                 tv = _tf_variable(var, self.framework)
-                infos.append(VariableInfo(name, path, role, tuple(int(d) for d in tv.shape), tv.dtype.name))
+                infos.append(VariableInfo(name, path, role, _exchange_shape(tv), _exchange_dtype(tv)))
                 tf_vars.append(tv)
         return tuple(infos), tf_vars
 
@@ -188,6 +193,11 @@ class TrainableModule(tf.Module):
     @property
     def infer_specs(self) -> list[Any]:
         return [tf.TensorSpec((None, *i.shape), i.signature_dtype, name=i.name) for i in self.inputs]
+
+    @property
+    def infer_fixed_specs(self) -> list[Any]:
+        """``infer_fixed``'s inputs: the train signature's batch size, for runtimes without dynamic batches."""
+        return [tf.TensorSpec((self.batch_size, *i.shape), i.signature_dtype, name=i.name) for i in self.inputs]
 
     @property
     def x_spec(self) -> Any:
@@ -261,13 +271,13 @@ class TrainableModule(tf.Module):
         return {o.name: t for o, t in zip(self.outputs, self._forward(xs), strict=True)}
 
     def save(self) -> dict[str, Any]:
-        return {info.name: tf.identity(v) for info, v in zip(self.variables_info, self._exchanged, strict=True)}
+        return {info.name: _copied_out(v) for info, v in zip(self.variables_info, self._exchanged, strict=True)}
 
     def restore(self, tensors: dict[str, Any]) -> dict[str, Any]:
         out = {}
         for info, var in zip(self.variables_info, self._exchanged, strict=True):
-            var.assign(tensors[info.name])
-            out[info.name] = tf.identity(var)
+            var.assign(tf.reshape(tf.cast(tensors[info.name], var.dtype), var.shape))
+            out[info.name] = _copied_out(var)
         return out
 
     def restore_specs(self) -> dict[str, Any]:
@@ -300,6 +310,7 @@ class TrainableModule(tf.Module):
         return {
             TRAIN: tf.function(self.train_step).get_concrete_function(*self.x_specs, *self.y_specs),
             INFER: tf.function(self.infer).get_concrete_function(*self.infer_specs),
+            INFER_FIXED: tf.function(self.infer).get_concrete_function(*self.infer_fixed_specs),
             SAVE: tf.function(self.save_to_path).get_concrete_function(path_spec)
             if path_checkpoints else tf.function(self.save).get_concrete_function(),
             RESTORE: tf.function(self.restore_from_path).get_concrete_function(path_spec)
@@ -308,11 +319,12 @@ class TrainableModule(tf.Module):
 
     def get_weights(self) -> dict[str, np.ndarray]:
         """Current values of the exchanged variables, by signature name."""
-        return {i.name: v.numpy() for i, v in zip(self.variables_info, self._exchanged, strict=True)}
+        return {i.name: v.numpy().reshape(i.shape).astype(i.dtype, copy=False)
+                for i, v in zip(self.variables_info, self._exchanged, strict=True)}
 
     def set_weights(self, weights: dict[str, np.ndarray]) -> None:
         for i, v in zip(self.variables_info, self._exchanged, strict=True):
-            v.assign(weights[i.name])
+            v.assign(np.reshape(weights[i.name], v.shape).astype(v.dtype.as_numpy_dtype, copy=False))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -477,6 +489,56 @@ def _check_loss_fits_output(loss: LossConfig, output_shape: tuple[int, ...]) -> 
             hint="End the model with Dense(num_classes), or choose a loss that fits its output: "
             "--loss binary_crossentropy for one sigmoid/logit output, --loss mse or mae for regression.",
         )
+
+
+def _int32_step_counter(optimizer: Any, framework: Framework) -> None:
+    """Replaces the optimizer's int64 step counter with an int32 one, in place.
+
+    LiteRT.js refuses to load a model with any int64 tensor, and the optimizers only ever cast the counter to the
+    variables' float dtype (Adam's bias correction ``beta ** (step + 1)``), which int32 feeds exactly up to 2**31
+    steps. Both twins share the module, so both count in int32.
+    """
+    old = getattr(optimizer, "_iterations", None)
+    variables = getattr(optimizer, "_variables", None)
+    if old is None or not isinstance(variables, list) or tf.as_dtype(old.dtype) != tf.int64:
+        return
+    if framework is Framework.KERAS3:
+        keras = import_module("keras")
+        with keras.name_scope(optimizer.name):
+            new = keras.Variable(int(old.numpy()), dtype="int32", name="iteration", trainable=False)
+    else:
+        new = tf.Variable(int(old.numpy()), dtype=tf.int32, name="iteration", trainable=False)
+    optimizer._iterations = new  # Keras 3 also appends it to the tracked variables: it takes the old one's place
+    # TensorFlow's tracking list refuses to save a list whose element was replaced; edit its storage and snapshot.
+    storage = getattr(variables, "_storage", variables)
+    storage[:] = [new if v is old else v for v in storage if v is not new]
+    getattr(variables, "_update_snapshot", lambda: None)()
+
+
+def _exchange_shape(var: Any) -> tuple[int, ...]:
+    """A 0-d variable travels as shape ``[1]``: an ARM64 interpreter crashed resizing 0-d ``restore`` inputs."""
+    return tuple(int(d) for d in var.shape) or (1,)
+
+
+def _exchange_dtype(var: Any) -> str:
+    """int64 variables travel as int32 (LiteRT.js refuses int64 tensors); the cast back is inside ``restore``."""
+    return "int32" if var.dtype == tf.int64 else var.dtype.name
+
+
+def _copied_out(var: Any) -> Any:
+    """The value of ``var`` as a ``save``/``restore`` output, made by an op the converter keeps.
+
+    A signature output that comes straight from READ_VARIABLE is dynamically allocated, which the CompiledModel API
+    cannot bind ("Failed to set custom allocation for output") and LiteRT.js returns correctly only once; the
+    converter folds an identity, ``x * 1`` or a reshape to the same shape, but keeps a GATHER of every row (a copy
+    that keeps NaN payloads and -0.0) and a RESHAPE of a scalar to ``[1]``.
+    """
+    value = var.read_value() if hasattr(var, "read_value") else tf.convert_to_tensor(var)
+    if value.dtype == tf.int64:
+        value = tf.cast(value, tf.int32)
+    if value.shape.rank == 0:
+        return tf.reshape(value, [1])
+    return tf.gather(value, tf.range(value.shape[0]))
 
 
 def _weighted_layers(model: Any) -> list[Any]:

@@ -255,7 +255,8 @@ class TrainSession:
 
         schedule = config.lr_schedule
         initial = runner.get_weights()
-        base_lr = float(initial[LEARNING_RATE_VARIABLE]) if LEARNING_RATE_VARIABLE in initial else None
+        base_lr = (float(np.ravel(initial[LEARNING_RATE_VARIABLE])[0]) if LEARNING_RATE_VARIABLE in initial
+                   else None)  # shape [1] (portable models) or 0-d (older ones)
         if not schedule.is_constant and base_lr is None:
             raise SignatureError(
                 f"--lr-schedule {schedule.spec} needs a model that exchanges its learning rate through "
@@ -439,7 +440,8 @@ class TrainSession:
     def _set_learning_rate(self, lr: np.float32) -> None:
         # restore() assigns every exchanged variable, so read them all and change only the rate.
         weights = self.runner.get_weights()
-        weights[LEARNING_RATE_VARIABLE] = np.asarray(lr, dtype=weights[LEARNING_RATE_VARIABLE].dtype)
+        current = weights[LEARNING_RATE_VARIABLE]
+        weights[LEARNING_RATE_VARIABLE] = np.full(np.shape(current), lr, dtype=current.dtype)
         self.runner.set_weights(weights)
 
     def _evaluate(self, fitted: Any) -> float | None:
