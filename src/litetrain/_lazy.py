@@ -66,12 +66,16 @@ def _drop_unsaved_gradient_notice(record: logging.LogRecord) -> bool:
 
 
 # Start-up lines that say nothing about the user's model: TensorFlow's absl pre-init notice, oneDNN and CUDA probes
-# (with tensorflow-cpu no GPU is expected), and LiteRT's XNNPACK notice.
+# (with tensorflow-cpu no GPU is expected), LiteRT's XNNPACK notice, and the LiteRT 2.x CompiledModel API's INFO
+# lines and NPU/GPU/vendor-plugin probes (its accelerator registry, logged at creation).
 _NOISE = re.compile(
     r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
     r"|[IW]\d{4} .*"
     r"|E\d{4} .*(cuInit|cuda|CUDA).*"
-    r"|INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.)$"
+    r"|INFO: Created TensorFlow Lite XNNPACK delegate for CPU\."
+    r"|INFO: \[[\w/.]+\.cc:\d+\] .*"
+    r"|WARNING: \[(npu_registry|gpu_registry|compiler_plugin)\.cc:\d+\] .*"
+    r"|└ Could not load shared library .*)$"
 )
 
 
