@@ -168,162 +168,242 @@ def run_comparison(
     fail_on: frozenset[Verdict] = DEFAULT_FAIL_ON,
     timings: dict[str, float] | None = None,
 ) -> ComparisonResult:
-    """Compares ``twins.candidate`` (TFLite) with ``twins.reference`` (TensorFlow) on ``plan``'s batches."""
-    reference, candidate = twins.reference, twins.candidate
-    timings = dict(timings or {})
-    checks: list[CheckItem] = []
-    t0 = time.perf_counter()
-    has_weights = bool(reference.weight_infos) and bool(candidate.weight_infos)
-    initial = _initial_weights(reference, candidate, tol, require_exact_initial_weights) if has_weights else {
-        "compared": False, "detail": "one of the models has no save/restore signatures"}
-    if has_weights:
-        checks.append(CheckItem("initial_weights", initial["within_tolerance"], initial["detail"]))
-    init_w = reference.get_weights() if has_weights else {}
-    float_names = sorted(n for n, i in reference.weight_infos.items() if np.issubdtype(i.dtype, np.floating))
-    weight_names = sorted(twins.weight_names & set(float_names)) or float_names
-    first_rows = plan.indices[0]
-    check_loss_arguments = check_loss_arguments and data.y.dtype.names is None  # one output's loss formulas
-    outputs_at_init = {
-        r.name: r.infer(data.x[first_rows]) for r in (reference, candidate)} if check_loss_arguments else {}
-    ref_before = outputs_of(reference, data.x_test, data)
-    before = compare_inference(reference, candidate, data, tol, from_logits, ref_out=ref_before)
-    checks.append(_inference_item("inference_before", "before training", before))
-    forward: ForwardLocation | None = None
-    forward_differs = not before.max_abs_error <= 10 * (tol.a + tol.r * metrics.scale(values(ref_before)))
-    if forward_differs and twins.forward_locator is not None:
-        forward = twins.forward_locator(data.x_test[:FORWARD_PROBE_SAMPLES])
+    """Compares ``twins.candidate`` (TFLite) with ``twins.reference`` (TensorFlow) on ``plan``'s batches.
 
-    analyse = bool(twins.perturbations) and has_weights
-    steps = dense_steps(plan.steps) if (analyse or twins.float64 is not None) else record_steps(plan.steps)
-    ref_traj = train_trajectory(reference, data.x, data.y, plan, steps, record_weights=has_weights)
-    cand_traj = train_trajectory(candidate, data.x, data.y, plan, steps, record_weights=has_weights)
-    ref_out = outputs_of(reference, data.x_test, data)
-    cand_out = outputs_of(candidate, data.x_test, data)
-    timings["twin_training_s"] = ref_traj.seconds + cand_traj.seconds
+    The stages run in this order (each a method of :class:`_Comparison`): make the initial weights identical,
+    compare inference before training, train both twins on the same batches, compare losses, weights, inference
+    after training and a checkpoint round trip, judge each trajectory's health, train the float64 truth, measure the
+    noise floor, then decide the verdict and explain it.
+    """
+    run = _Comparison(twins, data, plan, tol, from_logits, dict(timings or {}))
+    run.check_initial_weights(require_exact_initial_weights)
+    run.check_inference_before(check_loss_arguments)
+    run.train_twins()
+    run.check_losses()
+    run.check_weights()
+    run.check_inference_after()
+    run.assess_health()
+    run.train_float64()
+    run.measure_noise_floor()
+    run.decide()
+    return run.result(kind, model_info, data_info, settings, fail_on)
 
-    diffs = loss_diffs(ref_traj, cand_traj)
-    loss_ok = np.array([tol.allows(d, s) for d, s in zip(diffs, ref_traj.losses, strict=True)])
-    first_bad = int(np.argmin(loss_ok)) + 1 if not loss_ok.all() else None
-    finite = bool(np.all(np.isfinite(ref_traj.losses)) and np.all(np.isfinite(cand_traj.losses)))
-    max_loss = float(np.nanmax(diffs)) if finite else float("nan")
-    rel = diffs / np.maximum(np.abs(ref_traj.losses), np.finfo(np.float64).tiny)
-    checks.append(CheckItem(
-        "loss", bool(loss_ok.all()),
-        f"largest per-step loss difference {max_loss:.3g} over {plan.steps} steps"
-        + ("" if first_bad is None else f"; first beyond tolerance at step {first_bad}")
-        + ("" if finite else "; a loss was NaN or Inf"),
-    ))
-    table_steps = record_steps(plan.steps)
-    weight_diffs = []
-    for step in table_steps if has_weights else ():
-        weight_diffs += compare_weights(step, cand_traj.snapshots[step], ref_traj.snapshots[step], tol)
-    max_w = _max_or_nan([d.max_abs for d in weight_diffs])
-    max_wr = _max_or_nan([d.max_rel for d in weight_diffs])
-    if has_weights:
-        bad = [d for d in weight_diffs if not d.within_tolerance]
-        checks.append(CheckItem(
-            "weights", not bad,
-            f"largest weight difference {max_w:.3g} at steps {list(table_steps)}"
-            + (f"; beyond tolerance: {bad[0].name} at step {bad[0].step} ({bad[0].max_abs:.3g})" if bad else ""),
+
+class _Comparison:
+    """The state of one comparison as its stages fill it in (see :func:`run_comparison` for their order)."""
+
+    def __init__(self, twins: Twins, data: FittedData, plan: BatchPlan, tol: Tolerances, from_logits: bool | None,
+                 timings: dict[str, float]) -> None:
+        self.twins, self.data, self.plan, self.tol, self.from_logits = twins, data, plan, tol, from_logits
+        self.reference, self.candidate = twins.reference, twins.candidate
+        self.timings = timings
+        self.checks: list[CheckItem] = []
+        self.started = time.perf_counter()
+        self.has_weights = bool(self.reference.weight_infos) and bool(self.candidate.weight_infos)
+        self.float_names = sorted(n for n, i in self.reference.weight_infos.items()
+                                  if np.issubdtype(i.dtype, np.floating))
+        self.weight_names = sorted(twins.weight_names & set(self.float_names)) or self.float_names
+        self.initial: dict[str, Any] = {}
+        self.init_w: dict[str, np.ndarray] = {}
+        self.check_loss_arguments = False
+        self.outputs_at_init: dict[str, np.ndarray] = {}
+        self.forward: ForwardLocation | None = None
+        self.checkpoint: CheckpointCheck | None = None
+        self.float64_info: dict[str, Any] | None = None
+        self.floor_info: dict[str, Any] | None = None
+        self.divergence: Divergence | None = None
+        self.location: Location | None = None
+
+    def check_initial_weights(self, exact: bool) -> None:
+        """Compares the weights as converted, then gives both twins the reference's."""
+        if not self.has_weights:
+            self.initial = {"compared": False, "detail": "one of the models has no save/restore signatures"}
+            return
+        self.initial = _initial_weights(self.reference, self.candidate, self.tol, exact)
+        self.checks.append(CheckItem("initial_weights", self.initial["within_tolerance"], self.initial["detail"]))
+        self.init_w = self.reference.get_weights()
+
+    def check_inference_before(self, check_loss_arguments: bool) -> None:
+        """Inference from identical weights; a forward pass that already differs is located layer by layer."""
+        reference, candidate, data, tol = self.reference, self.candidate, self.data, self.tol
+        self.first_rows = self.plan.indices[0]
+        self.check_loss_arguments = check_loss_arguments and data.y.dtype.names is None  # one output's loss formulas
+        if self.check_loss_arguments:
+            self.outputs_at_init = {r.name: r.infer(data.x[self.first_rows]) for r in (reference, candidate)}
+        ref_before = outputs_of(reference, data.x_test, data)
+        self.before = compare_inference(reference, candidate, data, tol, self.from_logits, ref_out=ref_before)
+        self.checks.append(_inference_item("inference_before", "before training", self.before))
+        self.forward_differs = not self.before.max_abs_error <= 10 * (tol.a + tol.r * metrics.scale(values(ref_before)))
+        if self.forward_differs and self.twins.forward_locator is not None:
+            self.forward = self.twins.forward_locator(data.x_test[:FORWARD_PROBE_SAMPLES])
+
+    def train_twins(self) -> None:
+        """Trains both twins on the same batches, recording losses (and weights at the recorded steps)."""
+        data, plan = self.data, self.plan
+        self.analyse = bool(self.twins.perturbations) and self.has_weights
+        dense = self.analyse or self.twins.float64 is not None
+        self.steps = dense_steps(plan.steps) if dense else record_steps(plan.steps)
+        self.ref_traj = train_trajectory(self.reference, data.x, data.y, plan, self.steps,
+                                         record_weights=self.has_weights)
+        self.cand_traj = train_trajectory(self.candidate, data.x, data.y, plan, self.steps,
+                                          record_weights=self.has_weights)
+        self.ref_out = outputs_of(self.reference, data.x_test, data)
+        self.cand_out = outputs_of(self.candidate, data.x_test, data)
+        self.timings["twin_training_s"] = self.ref_traj.seconds + self.cand_traj.seconds
+
+    def check_losses(self) -> None:
+        """Per-step loss differences against the tolerances."""
+        ref_traj, cand_traj = self.ref_traj, self.cand_traj
+        self.diffs = loss_diffs(ref_traj, cand_traj)
+        loss_ok = np.array([self.tol.allows(d, s) for d, s in zip(self.diffs, ref_traj.losses, strict=True)])
+        self.first_bad = int(np.argmin(loss_ok)) + 1 if not loss_ok.all() else None
+        self.finite = bool(np.all(np.isfinite(ref_traj.losses)) and np.all(np.isfinite(cand_traj.losses)))
+        self.max_loss = float(np.nanmax(self.diffs)) if self.finite else float("nan")
+        self.rel = self.diffs / np.maximum(np.abs(ref_traj.losses), np.finfo(np.float64).tiny)
+        self.checks.append(CheckItem(
+            "loss", bool(loss_ok.all()),
+            f"largest per-step loss difference {self.max_loss:.3g} over {self.plan.steps} steps"
+            + ("" if self.first_bad is None else f"; first beyond tolerance at step {self.first_bad}")
+            + ("" if self.finite else "; a loss was NaN or Inf"),
         ))
-    after = compare_inference(reference, candidate, data, tol, from_logits, ref_out, cand_out)
-    checks.append(_inference_item("inference_after", "after training", after))
-    checkpoint = None
-    if candidate.weight_infos:
-        checkpoint = checkpoint_roundtrip(candidate, twins.fresh_candidate, data.x_test)
-        checks.append(CheckItem("checkpoint", checkpoint.roundtrip_exact, checkpoint.describe()))
 
-    # Health of each trajectory, independent of agreement.
-    health = []
-    for runner, traj in ((reference, ref_traj), (candidate, cand_traj)):
-        accuracy = after.accuracy.get(runner.name)
-        args = None
-        if check_loss_arguments:
-            labels = data.y[first_rows]
-            args = loss_argument_check(float(traj.losses[0]), outputs_at_init[runner.name], labels)
-        final = traj.snapshots.get(plan.steps) if has_weights else None
-        health.append(assess_health(runner.name, traj.losses, init_w, final, weight_names, args, accuracy,
-                                    data.num_classes))
+    def check_weights(self) -> None:
+        """Weight differences at the recorded steps against the tolerances."""
+        table_steps = record_steps(self.plan.steps)
+        self.weight_diffs = []
+        for step in table_steps if self.has_weights else ():
+            self.weight_diffs += compare_weights(step, self.cand_traj.snapshots[step],
+                                                 self.ref_traj.snapshots[step], self.tol)
+        self.max_w = _max_or_nan([d.max_abs for d in self.weight_diffs])
+        self.max_wr = _max_or_nan([d.max_rel for d in self.weight_diffs])
+        if self.has_weights:
+            bad = [d for d in self.weight_diffs if not d.within_tolerance]
+            self.checks.append(CheckItem(
+                "weights", not bad,
+                f"largest weight difference {self.max_w:.3g} at steps {list(table_steps)}"
+                + (f"; beyond tolerance: {bad[0].name} at step {bad[0].step} ({bad[0].max_abs:.3g})" if bad else ""),
+            ))
 
-    # The float64 truth.
-    float64_info = None
-    if twins.float64 is not None and has_weights:
+    def check_inference_after(self) -> None:
+        """Inference after training, then a save/restore round trip of the trained candidate."""
+        self.after = compare_inference(self.reference, self.candidate, self.data, self.tol, self.from_logits,
+                                       self.ref_out, self.cand_out)
+        self.checks.append(_inference_item("inference_after", "after training", self.after))
+        if self.candidate.weight_infos:
+            self.checkpoint = checkpoint_roundtrip(self.candidate, self.twins.fresh_candidate, self.data.x_test)
+            self.checks.append(CheckItem("checkpoint", self.checkpoint.roundtrip_exact, self.checkpoint.describe()))
+
+    def assess_health(self) -> None:
+        """Health of each trajectory, independent of agreement."""
+        self.health: list[Health] = []
+        for runner, traj in ((self.reference, self.ref_traj), (self.candidate, self.cand_traj)):
+            accuracy = self.after.accuracy.get(runner.name)
+            args = None
+            if self.check_loss_arguments:
+                labels = self.data.y[self.first_rows]
+                args = loss_argument_check(float(traj.losses[0]), self.outputs_at_init[runner.name], labels)
+            final = traj.snapshots.get(self.plan.steps) if self.has_weights else None
+            self.health.append(assess_health(runner.name, traj.losses, self.init_w, final, self.weight_names, args,
+                                             accuracy, self.data.num_classes))
+
+    def train_float64(self) -> None:
+        """The float64 truth: the same training in float64, and each twin's distance to it."""
+        if self.twins.float64 is None or not self.has_weights:
+            return
         t1 = time.perf_counter()
-        f64 = twins.float64
-        f64.set_weights(init_w)
-        f64_traj = train_trajectory(f64, data.x, data.y, plan, steps)
-        f64_out = values(outputs_of(f64, data.x_test, data))
-        float64_info = _float64_summary(f64_traj, {reference.name: (ref_traj, values(ref_out)),
-                                                   candidate.name: (cand_traj, values(cand_out))}, f64_out,
-                                        float_names)
-        timings["float64_s"] = time.perf_counter() - t1
+        f64 = self.twins.float64
+        f64.set_weights(self.init_w)
+        f64_traj = train_trajectory(f64, self.data.x, self.data.y, self.plan, self.steps)
+        f64_out = values(outputs_of(f64, self.data.x_test, self.data))
+        self.float64_info = _float64_summary(
+            f64_traj, {self.reference.name: (self.ref_traj, values(self.ref_out)),
+                       self.candidate.name: (self.cand_traj, values(self.cand_out))}, f64_out, self.float_names)
+        self.timings["float64_s"] = time.perf_counter() - t1
 
-    # The noise floor.
-    floor_info = None
-    divergence: Divergence | None = None
-    if analyse:
+    def measure_noise_floor(self) -> None:
+        """The float32 noise floor from the perturbed runs, and how far the twins diverge beyond it."""
+        if not self.analyse:
+            return
         t1 = time.perf_counter()
-        floor_info, loss_floor, weight_floor, out_floor = _noise_floor(
-            twins.perturbations, init_w, data, plan, steps, ref_traj, cand_traj, ref_out, cand_out, float_names)
-        distance = [weight_distance(cand_traj.snapshots[s], ref_traj.snapshots[s], float_names) for s in steps]
-        scales = [weight_scale(ref_traj.snapshots[s], float_names) for s in steps]
-        divergence = assess_divergence(steps, distance, weight_floor, scales, diffs, loss_floor, ref_traj.losses)
-        floor_info["output_floor_after"] = out_floor
-        timings["noise_floor_s"] = time.perf_counter() - t1
+        ref_traj, cand_traj, steps, names = self.ref_traj, self.cand_traj, self.steps, self.float_names
+        self.floor_info, loss_floor, weight_floor, out_floor = _noise_floor(
+            self.twins.perturbations, self.init_w, self.data, self.plan, steps, ref_traj, cand_traj, self.ref_out,
+            self.cand_out, names)
+        distance = [weight_distance(cand_traj.snapshots[s], ref_traj.snapshots[s], names) for s in steps]
+        scales = [weight_scale(ref_traj.snapshots[s], names) for s in steps]
+        self.divergence = assess_divergence(steps, distance, weight_floor, scales, self.diffs, loss_floor,
+                                            ref_traj.losses)
+        self.floor_info["output_floor_after"] = out_floor
+        self.timings["noise_floor_s"] = time.perf_counter() - t1
 
-    # Verdict, locating the cause when the twins leave the floor.
-    location: Location | None = None
-    if divergence is not None and not divergence.within_floor and all(h.healthy for h in health):
-        start = max((s for s in steps if s < (divergence.first_step_beyond_floor or 1)), default=0)
-        start_w = ref_traj.snapshots[start] if start else init_w
-        location = locate(reference, candidate, data.x, data.y, plan, start, start_w, float_names, twins.layer_of)
-    verdict, cause = _decide(checks, initial, health, divergence, location, after, out_floor_of(floor_info),
-                             checkpoint, has_weights, before if forward_differs else None, forward)
-    timings["compare_s"] = time.perf_counter() - t0
-    train = TrainComparison(
-        steps=plan.steps,
-        batch_size=plan.batch_size,
-        epochs=round(plan.epochs, 3),
-        seed=plan.seed,
-        loss={reference.name: ref_traj.losses.tolist(), candidate.name: cand_traj.losses.tolist()},
-        max_abs_loss_diff=max_loss,
-        max_rel_loss_diff=float(np.nanmax(rel)) if finite else float("nan"),
-        first_step_beyond_tolerance=first_bad,
-        max_abs_weight_diff=max_w if has_weights else None,
-        max_rel_weight_diff=max_wr if has_weights else None,
-        weights=summarize_weight_diffs(weight_diffs),
-        steps_per_second={reference.name: ref_traj.steps_per_second, candidate.name: cand_traj.steps_per_second},
-    )
-    settings = {**settings, "tolerances": {"atol": tol.a, "rtol": tol.r},
-                "noise_floor": analyse, "float64_reference": float64_info is not None}
-    from litetrain.comparison.explain import explain
+    def decide(self) -> None:
+        """The verdict and its cause, locating the first differing step when the twins leave the floor."""
+        divergence = self.divergence
+        if divergence is not None and not divergence.within_floor and all(h.healthy for h in self.health):
+            start = max((s for s in self.steps if s < (divergence.first_step_beyond_floor or 1)), default=0)
+            start_w = self.ref_traj.snapshots[start] if start else self.init_w
+            self.location = locate(self.reference, self.candidate, self.data.x, self.data.y, self.plan, start,
+                                   start_w, self.float_names, self.twins.layer_of)
+        self.verdict, self.cause = _decide(
+            self.checks, self.initial, self.health, divergence, self.location, self.after,
+            out_floor_of(self.floor_info), self.checkpoint, self.has_weights,
+            self.before if self.forward_differs else None, self.forward)
+        self.timings["compare_s"] = time.perf_counter() - self.started
 
-    explanation = explain(verdict, cause, train, after, divergence, floor_info, float64_info, health, location,
-                          initial, tol, reference.name, candidate.name)
-    return ComparisonResult(
-        kind=kind,
-        verdict=verdict,
-        passed=verdict not in fail_on,
-        explanation=explanation,
-        checks=tuple(checks),
-        model=model_info,
-        data=data_info,
-        settings=settings,
-        initial_weights=initial,
-        train=train,
-        inference={"before": before, "after": after},
-        checkpoint=checkpoint,
-        environment=environment(),
-        timings=timings,
-        cause=cause,
-        fail_on=tuple(sorted(v.value for v in fail_on)),
-        noise_floor=floor_info,
-        float64=float64_info,
-        divergence=divergence.to_json() if divergence else None,
-        health=tuple(h.to_json() for h in health),
-        location=location.to_json() if location else (
-            {"forward": forward.to_json()} if forward else None),
-    )
+    def train_comparison(self) -> TrainComparison:
+        """The training half of the result: losses, their differences and the weight differences."""
+        plan, reference, candidate = self.plan, self.reference, self.candidate
+        return TrainComparison(
+            steps=plan.steps,
+            batch_size=plan.batch_size,
+            epochs=round(plan.epochs, 3),
+            seed=plan.seed,
+            loss={reference.name: self.ref_traj.losses.tolist(), candidate.name: self.cand_traj.losses.tolist()},
+            max_abs_loss_diff=self.max_loss,
+            max_rel_loss_diff=float(np.nanmax(self.rel)) if self.finite else float("nan"),
+            first_step_beyond_tolerance=self.first_bad,
+            max_abs_weight_diff=self.max_w if self.has_weights else None,
+            max_rel_weight_diff=self.max_wr if self.has_weights else None,
+            weights=summarize_weight_diffs(self.weight_diffs),
+            steps_per_second={reference.name: self.ref_traj.steps_per_second,
+                              candidate.name: self.cand_traj.steps_per_second},
+        )
+
+    def result(self, kind: str, model_info: dict[str, Any], data_info: dict[str, Any], settings: dict[str, Any],
+               fail_on: frozenset[Verdict]) -> ComparisonResult:
+        """The comparison result, with its explanation."""
+        from litetrain.comparison.explain import explain
+
+        train = self.train_comparison()
+        settings = {**settings, "tolerances": {"atol": self.tol.a, "rtol": self.tol.r},
+                    "noise_floor": self.analyse, "float64_reference": self.float64_info is not None}
+        explanation = explain(self.verdict, self.cause, train, self.after, self.divergence, self.floor_info,
+                              self.float64_info, self.health, self.location, self.initial, self.tol,
+                              self.reference.name, self.candidate.name)
+        return ComparisonResult(
+            kind=kind,
+            verdict=self.verdict,
+            passed=self.verdict not in fail_on,
+            explanation=explanation,
+            checks=tuple(self.checks),
+            model=model_info,
+            data=data_info,
+            settings=settings,
+            initial_weights=self.initial,
+            train=train,
+            inference={"before": self.before, "after": self.after},
+            checkpoint=self.checkpoint,
+            environment=environment(),
+            timings=self.timings,
+            cause=self.cause,
+            fail_on=tuple(sorted(v.value for v in fail_on)),
+            noise_floor=self.floor_info,
+            float64=self.float64_info,
+            divergence=self.divergence.to_json() if self.divergence else None,
+            health=tuple(h.to_json() for h in self.health),
+            location=self.location.to_json() if self.location else (
+                {"forward": self.forward.to_json()} if self.forward else None),
+        )
 
 
 def out_floor_of(floor_info: dict[str, Any] | None) -> float | None:
