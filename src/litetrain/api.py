@@ -72,10 +72,8 @@ def check(
     Returns:
         A :class:`~litetrain.comparison.result.ComparisonResult`; truthy when the verdict passed.
     """
-    from litetrain.comparison.locate import locate_forward
-    from litetrain.comparison.noise import standard_perturbations
-    from litetrain.comparison.repeats import repeats_count
-    from litetrain.comparison.session import Twins, run_comparison
+    from litetrain.comparison.repeats import keras_initial_weights, repeats_count
+    from litetrain.comparison.session import run_comparison
     from litetrain.data.batching import plan_batches
     from litetrain.data.fit import fit_to_slots
     from litetrain.runtime.litert import LiteRTRunner
@@ -101,7 +99,25 @@ def check(
     initial = reference.get_weights() if repeats else None  # before training; identical in both twins
     fitted = fit_to_slots(dataset, *module.data_slots())
     plan = plan_batches(len(fitted.x), module.batch_size, steps=steps, epochs=epochs, seed=seed)
-    model_info = {
+    model_info = _built_model_info(result)
+    settings = _built_settings(result, plan, epochs, seed, dataset.name)
+    twins = _built_twins(result, reference, candidate, fitted, float64=float64, noise_floor=noise_floor)
+    comparison = run_comparison(
+        kind=kind, twins=twins, data=fitted, plan=plan, tol=tol, from_logits=module.loss_config.from_logits,
+        model_info=model_info, data_info=dataset.describe(), settings=settings, require_exact_initial_weights=True,
+        fail_on=fail, timings={**result.timings, "setup_s": time.perf_counter() - t0},
+    )
+    if not repeats:
+        return comparison
+    assert initial is not None
+    return _with_repeats(comparison, reference, candidate, fitted, module.batch_size, steps, epochs, seed, repeats,
+                         lambda: keras_initial_weights(module, initial), module.loss_config.from_logits)
+
+
+def _built_model_info(result: Any) -> dict[str, Any]:
+    """The ``model`` section of a check: the built model's source, size, ops, signatures and variables."""
+    module = result.module
+    return {
         "source": result.loaded.source,
         "framework": result.loaded.framework.value,
         "size_bytes": len(result.tflite),
@@ -113,19 +129,36 @@ def check(
         "adaptations": list(result.adaptations),
         "verification": result.verification.to_json() if result.verification else None,
     }
+
+
+def _built_settings(result: Any, plan: Any, epochs: int | None, seed: int, data_name: str) -> dict[str, Any]:
+    """The ``settings`` of a check: the build's, the training length and seed, and every output's loss."""
+    module = result.module
     settings = {
         **result.settings,
         "steps": plan.steps,
         "epochs": epochs,
         "seed": seed,
-        "data": dataset.name,
+        "data": data_name,
         "dropout": "inactive in both twins (layers run with training=False)",
     }
     if len(module.outputs) > 1:  # settings.loss is the first output's; every output's loss and weight:
         settings["losses"] = [{"output": o.name, "target": o.target, "name": o.loss.name.value,
                                "from_logits": o.loss.from_logits, "weight": o.weight} for o in module.outputs]
+    return settings
+
+
+def _built_twins(result: Any, reference: Any, candidate: Any, fitted: Any, *, float64: bool,
+                 noise_floor: bool) -> Any:
+    """The twins of a built model: its TFLite and TensorFlow runners, the float64 twin and the perturbed runs."""
+    from litetrain.comparison.locate import locate_forward
+    from litetrain.comparison.noise import standard_perturbations
+    from litetrain.comparison.session import Twins
+    from litetrain.runtime.litert import LiteRTRunner
+
+    module = result.module
     weight_names = {v.name for v in result.variables if v.role == "weight"}
-    twins = Twins(
+    return Twins(
         reference=reference,
         candidate=candidate,
         fresh_candidate=lambda **kw: LiteRTRunner(result.tflite, **kw),
@@ -136,27 +169,6 @@ def check(
             reference, lambda **kw: LiteRTRunner(result.tflite, **kw), weight_names) if noise_floor else [],
         forward_locator=(lambda x: locate_forward(module.model, result.tflite, x)) if len(module.inputs) == 1 else None,
     )
-    comparison = run_comparison(
-        kind=kind,
-        twins=twins,
-        data=fitted,
-        plan=plan,
-        tol=tol,
-        from_logits=module.loss_config.from_logits,
-        model_info=model_info,
-        data_info=dataset.describe(),
-        settings=settings,
-        require_exact_initial_weights=True,
-        fail_on=fail,
-        timings={**result.timings, "setup_s": time.perf_counter() - t0},
-    )
-    if not repeats:
-        return comparison
-    from litetrain.comparison.repeats import keras_initial_weights
-
-    assert initial is not None
-    return _with_repeats(comparison, reference, candidate, fitted, module.batch_size, steps, epochs, seed, repeats,
-                         lambda: keras_initial_weights(module, initial), module.loss_config.from_logits)
 
 
 def _with_repeats(
@@ -263,23 +275,7 @@ def compare(
     cand = LiteRTRunner(model_bytes)
     check_variables_initialized(census)
     ref = SavedModelRunner(reference)
-    fixed = ref.train_batch_size
-    if batch_size is not None and fixed is not None and batch_size != fixed:
-        from litetrain.errors import UsageError
-
-        raise UsageError(
-            f"--batch-size {batch_size} differs from the reference's train signature batch size {fixed}.",
-            hint="Omit --batch-size; it is read from the model.",
-        )
-    batch = fixed or batch_size or 32
-    if repeats and not (ref.weight_infos and cand.weight_infos):
-        from litetrain.errors import UsageError
-
-        raise UsageError(
-            "--repeats needs both models to have save/restore signatures, to start every repeat from the same "
-            "weights; one of them has none.",
-            hint="Export save() and restore() (see the signature convention), or omit --repeats.",
-        )
+    batch = _pair_batch_size(ref, cand, batch_size, repeats)
     initial = ref.get_weights() if repeats else None  # before training
     fitted = fit_to_slots(dataset, *_pair_slots(ref))
     plan = plan_batches(len(fitted.x), batch, steps=steps, epochs=epochs, seed=seed)
@@ -316,6 +312,29 @@ def compare(
     assert initial is not None
     return _with_repeats(comparison, ref, cand, fitted, batch, steps, epochs, seed, repeats,
                          lambda: (fixed_initial_weights(initial), VARIES_ORDER), None)
+
+
+def _pair_batch_size(ref: Any, cand: Any, batch_size: int | None, repeats: int) -> int:
+    """The batch size of a pair: the reference's train signature's, else ``batch_size`` (default 32).
+
+    Raises:
+        UsageError: a ``batch_size`` other than the signature's, or repeats without save/restore signatures.
+    """
+    from litetrain.errors import UsageError
+
+    fixed = ref.train_batch_size
+    if batch_size is not None and fixed is not None and batch_size != fixed:
+        raise UsageError(
+            f"--batch-size {batch_size} differs from the reference's train signature batch size {fixed}.",
+            hint="Omit --batch-size; it is read from the model.",
+        )
+    if repeats and not (ref.weight_infos and cand.weight_infos):
+        raise UsageError(
+            "--repeats needs both models to have save/restore signatures, to start every repeat from the same "
+            "weights; one of them has none.",
+            hint="Export save() and restore() (see the signature convention), or omit --repeats.",
+        )
+    return fixed or batch_size or 32
 
 
 def demo(
