@@ -13,12 +13,13 @@ export that does not match is refused (nothing is written); a quantized one repo
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import tempfile
 import time
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -235,20 +236,74 @@ def export_inference_model(
     """
     from litetrain._lazy import import_module, quiet_tensorflow
     from litetrain.convert.census import op_census
-    from litetrain.quantization.conversion import convert_saved_model
     from litetrain.quantization.modes import QuantMode, parse_mode
-    from litetrain.runtime.base import require_single_io_signatures
     from litetrain.runtime.litert import read_model
-    from litetrain.runtime.worker import WorkerRunner
-    from litetrain.training.checkpoint import model_fingerprint
 
     quiet_tensorflow()  # before LiteRT loads: the first library to start reads the C++ log level
     timings: dict[str, float] = {}
+    with _timed(timings, "load_s"):
+        model_path, output = Path(model), Path(output)
+        check_output_file(output)
+        mode = parse_mode(quantize or QuantMode.NONE)
+        n_samples = _check_options(mode, representative_data, data, samples)
+        tol = tolerances or Tolerances()
+        model_bytes = read_model(model_path)
+        sm_path = find_saved_model(model_path, saved_model)
+        trained = _run_trained(model_bytes, checkpoint, mode, data, representative_data, n_samples)
+    import_module("tensorflow")  # loading TensorFlow is not part of restore_s
+    with _timed(timings, "restore_s"):
+        loaded, infer = _restored_saved_model(sm_path, trained.arrays)
+    with _timed(timings, "convert_s"):
+        exported = _frozen_tflite(loaded, infer, mode, trained.representative)
+    with _timed(timings, "check_s"):
+        census = op_census(exported)
+        check = _check_exported(exported, trained, tol, enforced=mode is QuantMode.NONE,
+                                classification=not _trained_for_regression(model_path))
+    if check["enforced"] and not check["within_tolerance"]:
+        raise ConversionError(
+            f"The exported model's outputs differ from the trained model's infer by up to {check['max_abs_error']:.3g} "
+            f"(allowed {check['allowed']:.3g} on {check['samples']} samples); {str(output)!r} was not written.",
+            hint="The SavedModel may not belong to this .tflite (pass the right --saved-model), or the conversion "
+            "is not faithful; report the model to the litetrain issue tracker.",
+        )
+    atomic_write_bytes(output, exported)
+    settings = {
+        "model": str(model_path), "saved_model": str(sm_path), "checkpoint": str(checkpoint),
+        "quantize": mode.value, "representative_data": None if representative_data is None else str(representative_data),
+        "data": None if data is None else str(data), "calibration": trained.calibration_name, "samples": n_samples,
+        "atol": tol.a, "rtol": tol.r,
+    }
+    return ExportResult(
+        output=output, size_bytes=len(exported), source_size_bytes=len(model_bytes), quantize=mode.value,
+        ops=census.to_json(), checkpoint={**trained.checkpoint_info, "arrays": len(trained.arrays)}, check=check,
+        settings=settings, timings=timings,
+    )
+
+
+@contextlib.contextmanager
+def _timed(timings: dict[str, float], key: str) -> Iterator[None]:
+    """Records the seconds the block took as ``timings[key]``."""
     t0 = time.perf_counter()
-    model_path = Path(model)
-    output = Path(output)
-    check_output_file(output)
-    mode = parse_mode(quantize or QuantMode.NONE)
+    yield
+    timings[key] = time.perf_counter() - t0
+
+
+def _check_exported(exported: bytes, trained: _Trained, tol: Tolerances, *, enforced: bool,
+                    classification: bool) -> dict[str, Any]:
+    """The exported model's outputs on the check's inputs against the trained model's (``check`` in the result)."""
+    candidate = _run_exported(exported, trained.x, trained.primary)
+    check = _compare(trained.reference[trained.primary], candidate, tol, enforced=enforced,
+                     classification=classification)
+    check.update(samples=int(len(trained.x)), data=trained.data_name, output=trained.primary)
+    return check
+
+
+def _check_options(mode: Any, representative_data: Any, data: Any, samples: int | None) -> int:
+    """The number of check samples, once the options are known to work together (before anything is loaded).
+
+    Raises:
+        UsageError: int8/int16x8 without inputs to calibrate with, or fewer than one sample.
+    """
     if mode.needs_representative and representative_data is None and data is None:
         raise UsageError(
             f"--quantize {mode.value} needs --representative-data or --data: inputs to calibrate the activation "
@@ -256,14 +311,37 @@ def export_inference_model(
             hint="Pass --representative-data DATA (an .npz with x, or digits[:HxW]) with inputs like the ones the "
             "model will see.",
         )
-    tol = tolerances or Tolerances()
     n_samples = DEFAULT_CHECK_SAMPLES if samples is None else int(samples)
     if n_samples < 1:
         raise UsageError(f"--samples must be at least 1; received {samples}.")
-    model_bytes = read_model(model_path)
-    sm_path = find_saved_model(model_path, saved_model)
-    # The reference: the trained model itself, as LiteRT runs it. It runs in a worker process because export is
-    # where .tflite files from elsewhere arrive: a malformed one that crashes the interpreter is a clean error.
+    return n_samples
+
+
+@dataclasses.dataclass(frozen=True)
+class _Trained:
+    """What the trained model gives the export: its checkpoint, the check's inputs and its outputs on them."""
+
+    arrays: dict[str, np.ndarray]
+    checkpoint_info: dict[str, Any]
+    x: np.ndarray
+    data_name: str
+    representative: Any
+    calibration_name: str | None
+    reference: Mapping[str, np.ndarray]
+    primary: str
+
+
+def _run_trained(model_bytes: bytes, checkpoint: str | Path, mode: Any, data: Any, representative_data: Any,
+                 n_samples: int) -> _Trained:
+    """Restores the checkpoint into the trained .tflite and runs it on the check's inputs; loads the calibration.
+
+    The reference is the trained model itself, as LiteRT runs it. It runs in a worker process because export is
+    where .tflite files from elsewhere arrive: a malformed one that crashes the interpreter is a clean error.
+    """
+    from litetrain.runtime.base import require_single_io_signatures
+    from litetrain.runtime.worker import WorkerRunner
+    from litetrain.training.checkpoint import model_fingerprint
+
     with WorkerRunner(model_bytes, name="trained") as trained:
         require_single_io_signatures(trained, "litetrain export", float_input=True)
         arrays, ckpt_info = load_checkpoint_arrays(
@@ -288,14 +366,21 @@ def export_inference_model(
             calibration = _load_inputs(cal_spec, cal_flag, input_shape, None)
             representative = calibration.infer_samples("infer", trained.infer_input.name)
             calibration_name = f"{calibration.name} ({cal_flag}, {len(calibration.x)} samples)"
-        reference = trained.infer(x)
-        primary = trained.primary_output
-    timings["load_s"] = time.perf_counter() - t0
+        return _Trained(arrays, ckpt_info, x, data_name, representative, calibration_name, trained.infer(x),
+                        trained.primary_output)
 
-    tf = import_module("tensorflow")
+
+def _restored_saved_model(sm_path: Path, arrays: Mapping[str, np.ndarray]) -> tuple[Any, Any]:
+    """The SavedModel with the checkpoint's arrays restored, and its ``infer`` signature.
+
+    Raises:
+        SignatureError: a SavedModel without infer or restore.
+        UnsupportedModelError: a restore that takes a checkpoint path (--select-tf-ops).
+    """
+    from litetrain._lazy import import_module
     from litetrain.runtime.tensorflow import load_saved_model
 
-    t0 = time.perf_counter()
+    tf = import_module("tensorflow")
     loaded = load_saved_model(sm_path)
     sigs = dict(loaded.signatures)
     if "infer" not in sigs or "restore" not in sigs:
@@ -311,42 +396,21 @@ def export_inference_model(
             hint="Export a model built builtin-only (the default of 'litetrain build').",
         )
     sigs["restore"](**{k: tf.constant(v) for k, v in _check_arrays(arrays, specs).items()})
-    timings["restore_s"] = time.perf_counter() - t0
+    return loaded, sigs["infer"]
 
-    t0 = time.perf_counter()
+
+def _frozen_tflite(loaded: Any, infer: Any, mode: Any, representative: Any) -> bytes:
+    """``infer`` alone converted with the restored weights frozen into constants, quantized in ``mode``."""
+    from litetrain._lazy import import_module
+    from litetrain.quantization.conversion import convert_saved_model
+
+    tf = import_module("tensorflow")
     with tempfile.TemporaryDirectory(prefix="litetrain-export-") as tmp:
         # Re-saving writes the restored values; converting without resource variables freezes them to constants.
         frozen_dir = Path(tmp) / "infer"
-        tf.saved_model.save(loaded, str(frozen_dir), signatures={"infer": sigs["infer"]})
-        exported = convert_saved_model(frozen_dir, ["infer"], mode, representative, resource_variables=False)
-    timings["convert_s"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    census = op_census(exported)
-    candidate = _run_exported(exported, x, primary)
-    check = _compare(reference[primary], candidate, tol, enforced=mode is QuantMode.NONE,
-                     classification=not _trained_for_regression(model_path))
-    check.update(samples=int(len(x)), data=data_name, output=primary)
-    timings["check_s"] = time.perf_counter() - t0
-    if check["enforced"] and not check["within_tolerance"]:
-        raise ConversionError(
-            f"The exported model's outputs differ from the trained model's infer by up to {check['max_abs_error']:.3g} "
-            f"(allowed {check['allowed']:.3g} on {len(x)} samples); {str(output)!r} was not written.",
-            hint="The SavedModel may not belong to this .tflite (pass the right --saved-model), or the conversion "
-            "is not faithful; report the model to the litetrain issue tracker.",
-        )
-    atomic_write_bytes(output, exported)
-    settings = {
-        "model": str(model_path), "saved_model": str(sm_path), "checkpoint": str(checkpoint),
-        "quantize": mode.value, "representative_data": None if representative_data is None else str(representative_data),
-        "data": None if data is None else str(data), "calibration": calibration_name, "samples": n_samples,
-        "atol": tol.a, "rtol": tol.r,
-    }
-    return ExportResult(
-        output=output, size_bytes=len(exported), source_size_bytes=len(model_bytes), quantize=mode.value,
-        ops=census.to_json(), checkpoint={**ckpt_info, "arrays": len(arrays)}, check=check, settings=settings,
-        timings=timings,
-    )
+        tf.saved_model.save(loaded, str(frozen_dir), signatures={"infer": infer})
+        exported: bytes = convert_saved_model(frozen_dir, ["infer"], mode, representative, resource_variables=False)
+    return exported
 
 
 def _run_exported(model: bytes, x: np.ndarray, primary: str) -> np.ndarray:
