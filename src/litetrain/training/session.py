@@ -111,6 +111,36 @@ def data_digest(x: np.ndarray, y: np.ndarray) -> str:
     return h.hexdigest()
 
 
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """What a session trains on: the fitted data, its batches per epoch, and the schedule's base rate."""
+
+    fitted: Any
+    batch: int
+    steps_per_epoch: int
+    total_steps: int
+    base_lr: float | None
+    session: dict[str, Any]  # the settings a resume must match (checkpoint state "session")
+
+
+@dataclasses.dataclass
+class _Cursor:
+    """Where a session stands (step, epoch, position in it, the epoch's loss sum) and what it has recorded."""
+
+    step: int = 0
+    epoch: int = 0  # the epoch the session started (or resumed) in, 0-based
+    position: int = 0
+    loss_sum: float = 0.0
+    history: list[EpochRecord] = dataclasses.field(default_factory=list)
+    resumed: dict[str, Any] | None = None
+    steps_run: int = 0
+    lr_now: np.float32 | None = None
+    lr_last: float | None = None
+    eval_seconds: float = 0.0
+    evals: int = 0
+    epoch_timings: dict[int, EpochTiming] = dataclasses.field(default_factory=dict)
+
+
 class TrainSession:
     """One training session of a model over a dataset, on a runner, with checkpoints in a folder.
 
@@ -241,9 +271,34 @@ class TrainSession:
             return self._run(store)
 
     def _run(self, store: CheckpointStore) -> TrainResult:
-        """:meth:`run` with the checkpoint folder held."""
-        runner, config = self.runner, self.config
+        """:meth:`run` with the checkpoint folder held: plan, find the start, train the epochs, sum up."""
+        runner = self.runner
         store.check_writable()
+        plan = self._plan()
+        cursor = self._start(store, plan.session)
+        cursor.lr_last = None if plan.base_lr is None else float(np.float32(plan.base_lr))
+        train_seconds_before, calls_before = runner.train_seconds, runner.train_calls
+        self._train_epochs(store, plan, cursor)
+        budget = self._budget(plan, cursor, runner.train_seconds - train_seconds_before,
+                              runner.train_calls - calls_before)
+        return TrainResult(
+            model=self._model_info(),
+            data=self.dataset.describe(),
+            settings=self._settings(plan.batch),
+            environment=_environment(),
+            steps=cursor.step,
+            steps_per_epoch=plan.steps_per_epoch,
+            epochs=tuple(cursor.history),
+            final_checkpoint=self._last_checkpoint,
+            checkpoints=tuple(store.paths()),
+            resumed_from=cursor.resumed,
+            budget=budget,
+            epoch_timings=cursor.epoch_timings,
+        )
+
+    def _plan(self) -> _Plan:
+        """The data fitted to the model, the batches per epoch and the learning rate the schedule starts from."""
+        runner, config = self.runner, self.config
         batch = self._batch_size()
         fitted = self._fit()
         n = len(fitted.x)
@@ -265,94 +320,68 @@ class TrainSession:
                 hint="Build the model with 'litetrain build' (Keras optimizers expose it), or omit --lr-schedule.",
             )
         session = self._session_settings(fitted, batch, base_lr, total_steps)
+        return _Plan(fitted, batch, spe, total_steps, base_lr, session)
 
-        # Where to start: a verified checkpoint, or step 0.
-        step, epoch, position, loss_sum = 0, 0, 0, 0.0
-        history: list[EpochRecord] = []
-        resumed: dict[str, Any] | None = None
+    def _start(self, store: CheckpointStore, session: Mapping[str, Any]) -> _Cursor:
+        """Where to start: a verified checkpoint (with ``resume``), or step 0 in an empty folder."""
+        config = self.config
         existing = store.paths()
         if config.resume:
             ckpt = store.latest()  # raises on a corrupt or foreign checkpoint: never skipped silently
             if ckpt is None:
                 self.log(f"no checkpoint in {config.checkpoint_dir}; starting from step 0")
-            else:
-                self._check_resumable(ckpt, session)
-                st = ckpt.state
-                step, epoch, position = ckpt.step, int(st["epoch"]), int(st["position"])
-                loss_sum = float(st["epoch_loss_sum"])
-                history = [EpochRecord.from_json(e) for e in st["history"]]
-                if len(history) > config.epochs:
-                    raise UsageError(
-                        f"The checkpoint {str(ckpt.path)!r} has {len(history)} completed epochs, more than "
-                        f"--epochs {config.epochs}.",
-                        hint=f"Pass --epochs {len(history)} or more.",
-                    )
-                runner.set_weights(ckpt.arrays)
-                self._last_checkpoint = ckpt.path
-                resumed = {"path": str(ckpt.path), "step": ckpt.step, "epoch": epoch, "position": position}
-                self.log(f"resumed from {ckpt.path.name}: step {step}, epoch {epoch + 1}, batch {position}")
-        elif existing:
+                return _Cursor()
+            self._check_resumable(ckpt, session)
+            st = ckpt.state
+            epoch, position = int(st["epoch"]), int(st["position"])
+            history = [EpochRecord.from_json(e) for e in st["history"]]
+            if len(history) > config.epochs:
+                raise UsageError(
+                    f"The checkpoint {str(ckpt.path)!r} has {len(history)} completed epochs, more than "
+                    f"--epochs {config.epochs}.",
+                    hint=f"Pass --epochs {len(history)} or more.",
+                )
+            self.runner.set_weights(ckpt.arrays)
+            self._last_checkpoint = ckpt.path
+            resumed = {"path": str(ckpt.path), "step": ckpt.step, "epoch": epoch, "position": position}
+            self.log(f"resumed from {ckpt.path.name}: step {ckpt.step}, epoch {epoch + 1}, batch {position}")
+            return _Cursor(ckpt.step, epoch, position, float(st["epoch_loss_sum"]), history, resumed)
+        if existing:
             raise UsageError(
                 f"The checkpoint folder {str(config.checkpoint_dir)!r} already holds checkpoints (newest: "
                 f"{existing[-1].name}).",
                 hint="Pass --resume to continue that session, or choose an empty --checkpoint-dir.",
             )
+        return _Cursor()
 
-        x, y = fitted.x, fitted.y
-        lr_now: np.float32 | None = None
-        lr_last = None if base_lr is None else float(np.float32(base_lr))
-        eval_seconds, evals = 0.0, 0
-        steps_run = 0
-        train_seconds_before, calls_before = runner.train_seconds, runner.train_calls
-        epoch_timings: dict[int, EpochTiming] = {}
+    def _train_epochs(self, store: CheckpointStore, plan: _Plan, c: _Cursor) -> None:
+        """Trains from ``c`` until ``config.epochs`` are complete; a crashed interpreter names the checkpoint."""
+        runner, config = self.runner, self.config
         inside_before = _interpreter_train_totals(runner)
         epoch_started = time.perf_counter()
-        self.progress.start(total_steps, initial=step)
+        self.progress.start(plan.total_steps, initial=c.step)
         try:
-            orders = epoch_orders(n, config.seed, epoch)
-            for e in range(epoch, config.epochs):
+            orders = epoch_orders(len(plan.fitted.x), config.seed, c.epoch)
+            for e in range(c.epoch, config.epochs):
                 order = next(orders)
-                first = position if e == epoch else 0
-                if e != epoch:
-                    loss_sum = 0.0
+                first = c.position if e == c.epoch else 0
+                if e != c.epoch:
+                    c.loss_sum = 0.0
                 epoch_train_seconds, epoch_calls = runner.train_seconds, runner.train_calls
-                for pos in range(first, spe):
-                    if not schedule.is_constant:
-                        assert base_lr is not None
-                        lr = schedule.rate(base_lr, step=step, epoch=e, total_steps=total_steps)
-                        if lr != lr_now:
-                            self._set_learning_rate(lr)
-                            lr_now = lr
-                        lr_last = float(lr)
-                    idx = order[pos * batch:(pos + 1) * batch]
-                    loss = runner.train_step(x[idx], y[idx])
-                    if not math.isfinite(loss):
-                        raise self._non_finite(loss, step + 1, e + 1)
-                    loss_sum += loss
-                    step += 1
-                    steps_run += 1
-                    self.progress.step(loss, e + 1)
-                    if config.checkpoint_every and step % config.checkpoint_every == 0 and pos + 1 < spe:
-                        self._checkpoint(store, step, self._state(session, e, pos + 1, loss_sum, history))
-                t0 = time.perf_counter()
-                accuracy = self._evaluate(fitted)
-                eval_seconds += time.perf_counter() - t0
-                evals += 1
-                record = EpochRecord(e + 1, loss_sum / spe, accuracy, lr_last, spe)
-                history.append(record)
-                self._checkpoint(store, step, self._state(session, e + 1, 0, 0.0, history))
+                self._train_steps(store, plan, c, e, order, first)
+                record = self._end_epoch(store, plan, c, e)
                 now = time.perf_counter()
                 calls = runner.train_calls - epoch_calls
                 inside = _interpreter_train_totals(runner)
-                epoch_timings[e + 1] = EpochTiming(
+                c.epoch_timings[e + 1] = EpochTiming(
                     seconds=now - epoch_started,
                     seconds_per_step=(runner.train_seconds - epoch_train_seconds) / calls if calls else None,
                     interpreter_seconds_per_step=(inside[0] - inside_before[0]) / (inside[1] - inside_before[1])
                     if inside and inside_before and inside[1] > inside_before[1] else None,
-                    steps_this_session=spe - first,
+                    steps_this_session=plan.steps_per_epoch - first,
                 )
                 inside_before = inside
-                acc_text = "-" if accuracy is None else f"{accuracy:.1%}"
+                acc_text = "-" if record.accuracy is None else f"{record.accuracy:.1%}"
                 self.log(f"epoch {e + 1}/{config.epochs}: loss {record.loss:.6g}, test accuracy {acc_text}, "
                          f"{now - epoch_started:.2f} s")
                 # Asking the worker for its timings is not part of any epoch.
@@ -361,38 +390,75 @@ class TrainSession:
             # The interpreter died (the isolated worker reports it); every checkpoint written so far is complete.
             last = (f"the last checkpoint, {str(self._last_checkpoint)!r}, is intact" if self._last_checkpoint
                     else "no checkpoint was written yet")
-            exc.hint = f"{exc.hint + ' ' if exc.hint else ''}Training stopped after step {step}; {last}: " \
+            exc.hint = f"{exc.hint + ' ' if exc.hint else ''}Training stopped after step {c.step}; {last}: " \
                 "continue with --resume."
             raise
         finally:
             self.progress.close()
 
-        train_seconds = runner.train_seconds - train_seconds_before
-        calls = runner.train_calls - calls_before
+    def _train_steps(self, store: CheckpointStore, plan: _Plan, c: _Cursor, e: int, order: np.ndarray,
+                     first: int) -> None:
+        """The train steps of epoch ``e`` from position ``first``, with the schedule's rate and step checkpoints."""
+        runner, config, schedule = self.runner, self.config, self.config.lr_schedule
+        x, y, batch, spe = plan.fitted.x, plan.fitted.y, plan.batch, plan.steps_per_epoch
+        for pos in range(first, spe):
+            if not schedule.is_constant:
+                assert plan.base_lr is not None
+                lr = schedule.rate(plan.base_lr, step=c.step, epoch=e, total_steps=plan.total_steps)
+                if lr != c.lr_now:
+                    self._set_learning_rate(lr)
+                    c.lr_now = lr
+                c.lr_last = float(lr)
+            idx = order[pos * batch:(pos + 1) * batch]
+            loss = runner.train_step(x[idx], y[idx])
+            if not math.isfinite(loss):
+                raise self._non_finite(loss, c.step + 1, e + 1)
+            c.loss_sum += loss
+            c.step += 1
+            c.steps_run += 1
+            self.progress.step(loss, e + 1)
+            if config.checkpoint_every and c.step % config.checkpoint_every == 0 and pos + 1 < spe:
+                self._checkpoint(store, c.step, self._state(plan.session, e, pos + 1, c.loss_sum, c.history))
+
+    def _end_epoch(self, store: CheckpointStore, plan: _Plan, c: _Cursor, e: int) -> EpochRecord:
+        """Evaluates on the held-out split, records epoch ``e`` and checkpoints at its end."""
+        t0 = time.perf_counter()
+        accuracy = self._evaluate(plan.fitted)
+        c.eval_seconds += time.perf_counter() - t0
+        c.evals += 1
+        record = EpochRecord(e + 1, c.loss_sum / plan.steps_per_epoch, accuracy, c.lr_last, plan.steps_per_epoch)
+        c.history.append(record)
+        self._checkpoint(store, c.step, self._state(plan.session, e + 1, 0, 0.0, c.history))
+        return record
+
+    def _budget(self, plan: _Plan, c: _Cursor, train_seconds: float, calls: int) -> Budget:
+        """What the session cost (time, memory, checkpoints), and optionally a projection to more data."""
+        config, fitted = self.config, plan.fitted
         seconds_per_step = train_seconds / calls if calls else None
         peak, source, worker_timings = self._memory()
         interpreter_per_step = _interpreter_seconds_per_step(worker_timings)
         ckpt_size = self._last_checkpoint.stat().st_size if self._last_checkpoint else None
-        sample_bytes = int(x[0].nbytes + y[0].nbytes)
+        sample_bytes = int(fitted.x[0].nbytes + fitted.y[0].nbytes)
         projection = None
         if config.project_samples and seconds_per_step:
             # A device pays the interpreter's time, not the worker's IPC round trip.
-            eval_per_sample = eval_seconds / (evals * len(fitted.x_test)) if evals else 0.0
+            eval_per_sample = c.eval_seconds / (c.evals * len(fitted.x_test)) if c.evals else 0.0
             projection = project(
-                config.project_samples, epochs=config.epochs, batch_size=batch,
+                config.project_samples, epochs=config.epochs, batch_size=plan.batch,
                 seconds_per_step=interpreter_per_step or seconds_per_step,
                 checkpoint_every=config.checkpoint_every,
                 checkpoint_seconds=sum(self._written) / len(self._written) if self._written else None,
-                eval_seconds_per_sample=eval_per_sample, test_ratio=len(fitted.x_test) / n, sample_bytes=sample_bytes,
+                eval_seconds_per_sample=eval_per_sample, test_ratio=len(fitted.x_test) / len(fitted.x),
+                sample_bytes=sample_bytes,
             )
-        budget = Budget(
-            steps=steps_run,
-            total_steps=step,
+        return Budget(
+            steps=c.steps_run,
+            total_steps=c.step,
             wall_seconds=time.perf_counter() - self.started,
             train_seconds=train_seconds,
             seconds_per_step=seconds_per_step,
             interpreter_seconds_per_step=interpreter_per_step,
-            eval_seconds=eval_seconds,
+            eval_seconds=c.eval_seconds,
             checkpoint_writes=len(self._written),
             checkpoint_seconds_mean=sum(self._written) / len(self._written) if self._written else None,
             checkpoint_size_bytes=ckpt_size,
@@ -402,20 +468,6 @@ class TrainSession:
             data_bytes=int(sum(a.nbytes for a in (fitted.x, fitted.y, fitted.x_test, fitted.y_test))),
             worker_timings=worker_timings,
             projection=projection,
-        )
-        return TrainResult(
-            model=self._model_info(),
-            data=self.dataset.describe(),
-            settings=self._settings(batch),
-            environment=_environment(),
-            steps=step,
-            steps_per_epoch=spe,
-            epochs=tuple(history),
-            final_checkpoint=self._last_checkpoint,
-            checkpoints=tuple(store.paths()),
-            resumed_from=resumed,
-            budget=budget,
-            epoch_timings=epoch_timings,
         )
 
     # -- helpers ----------------------------------------------------------------------------------------------
