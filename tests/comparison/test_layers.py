@@ -116,12 +116,17 @@ CASES = {
 }
 
 
+# These cases test the frozen-statistics BatchNorm gradient (the FusedBatchNorm rewrite), so they train with
+# --layers inference; training-mode BatchNorm is tested against model.fit in tests/trainable/test_fit_semantics.py.
+INFERENCE_LAYERS = {"cnn-batchnorm", "tf-keras-cnn-batchnorm"}
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_layer_trains_builtin_only_like_tensorflow(case):
     factory, data, rewritten = CASES[case]
     result = litetrain.check(factory, data, loss="sparse_categorical_crossentropy",
                              optimizer=OptimizerConfig(Optimizer.ADAM, learning_rate=0.003), batch_size=16,
-                             steps=STEPS)
+                             steps=STEPS, layers="inference" if case in INFERENCE_LAYERS else None)
     ops = result.model["ops"]
     assert ops["builtin_only"], ops["flex"]
     assert ops["total"]["flex"] == 0 and ops["total"]["custom"] == 0

@@ -14,6 +14,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("build", help=HELP, description=HELP)
     options.add_model_options(p)
     options.add_batch_size(p)
+    options.add_layers_option(p)
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder (created if missing)")
     p.add_argument("--seed", type=options.seed, default=None, help="seeds the weight initialization of factories (default 0)")
     p.add_argument("--data", default=None, help=f"data whose first samples the post-conversion check compares "
@@ -33,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         trainable=options.trainable_spec(args),
         select_tf_ops=args.select_tf_ops,
+        layers=args.layers,
         output_dir=args.output,
         data=args.data,
     )

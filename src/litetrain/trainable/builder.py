@@ -26,7 +26,7 @@ from litetrain.data.dataset import Dataset, load_dataset
 from litetrain.errors import UsageError
 from litetrain.trainable.keras_objects import resolve_loss, resolve_optimizer
 from litetrain.trainable.loaders import Framework, LoadedModel, load_model
-from litetrain.trainable.module import SIGNATURE_KEYS, TRAIN, TrainableModule, VariableInfo
+from litetrain.trainable.module import LAYERS_FIT, SIGNATURE_KEYS, TRAIN, TrainableModule, VariableInfo
 
 SCHEMA_VERSION = "1.0"
 
@@ -112,6 +112,7 @@ def build(
     sample_x: np.ndarray | None = None,
     data: Any = None,
     tolerances: Tolerances | None = None,
+    layers: str | None = None,
 ) -> BuildResult:
     """Builds a trainable TFLite model (train/infer/save/restore) from a Keras model.
 
@@ -128,6 +129,8 @@ def build(
         data: The user's data (any form :func:`litetrain.data.dataset.load_dataset` takes): the post-conversion
             check compares TensorFlow and TFLite on its first samples, inputs the model will really see.
         tolerances: For the post-conversion inference check.
+        layers: ``"fit"`` (default): ``train`` runs the layers in training mode as ``model.fit`` does (batch
+            statistics in BatchNormalization, active Dropout); ``"inference"``: as in ``infer``.
 
     Returns:
         The build result; ``bool`` checks are in ``result.verification``.
@@ -136,10 +139,9 @@ def build(
         LitetrainError: for any user-facing problem (bad model, unsupported layer, failed conversion check).
     """
     timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    loaded = load_model(model)
-    dataset = None if data is None else load_dataset(data)  # bad data fails before any tracing
-    timings["load_s"] = time.perf_counter() - t0
+    with _timed(timings, "load_s"):
+        loaded = load_model(model)
+        dataset = None if data is None else load_dataset(data)  # bad data fails before any tracing
     if isinstance(loss, str):
         loss = LossConfig.parse(loss)
     if not isinstance(trainable, TrainableSpec):
@@ -147,48 +149,24 @@ def build(
     batch_size = DEFAULT_BATCH_SIZE if batch_size is None else int(batch_size)
     if batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1; received {batch_size}.")
-    loss_cfg = resolve_loss(loss, loaded.model)
-    opt_cfg = resolve_optimizer(optimizer, loaded.model)
-    tol = tolerances or Tolerances()
+    loss_cfg, opt_cfg = resolve_loss(loss, loaded.model), resolve_optimizer(optimizer, loaded.model)
+    with _timed(timings, "trace_s"):
+        from litetrain.trainable.adaptations import adapt_for_training
 
-    t0 = time.perf_counter()
-    from litetrain.trainable.recurrent import unroll_recurrent_layers
-
-    adaptations = tuple(u.describe() for u in unroll_recurrent_layers(loaded.model))
-    module = TrainableModule(loaded, loss_cfg, opt_cfg, batch_size, trainable)
-    functions, rewritten = _trace(module, select_tf_ops)
-    timings["trace_s"] = time.perf_counter() - t0
-
+        layers = layers or LAYERS_FIT
+        adaptations = adapt_for_training(loaded.model, training_mode=layers == LAYERS_FIT)
+        module = TrainableModule(loaded, loss_cfg, opt_cfg, batch_size, trainable, layers=layers)
+        functions, rewritten = _trace(module, select_tf_ops)
+    settings = _settings(module, trainable, select_tf_ops)
     out_dir = Path(output_dir) if output_dir is not None else None
-    stage = staging_dir(out_dir) if out_dir is not None else contextlib.nullcontext(None)
-    with stage as staged:
-        with _saved_model_dir(staged) as sm_dir:
-            tf = import_module("tensorflow")
-
-            t0 = time.perf_counter()
-            tf.saved_model.save(module, str(sm_dir), signatures=functions)
-            timings["save_s"] = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            tflite = tflite_from_saved_model(
-                sm_dir, list(SIGNATURE_KEYS), select_tf_ops=select_tf_ops,
-                layer_names=[layer.name for layer in module.model.layers],
-                suffixed_scopes=loaded.framework is Framework.KERAS3,
-            )
-            timings["convert_s"] = time.perf_counter() - t0
+    with staging_dir(out_dir) if out_dir is not None else contextlib.nullcontext(None) as staged:
+        tflite = _convert(module, functions, staged, select_tf_ops, timings)
         census = op_census(tflite)
         check_variables_initialized(census)
         verification = None
         if not census.flex:
-            t0 = time.perf_counter()
-            verification = _verify(module, tflite, _samples(module, sample_x, dataset), tol)
-            timings["verify_s"] = time.perf_counter() - t0
-        settings = {
-            "loss": {"name": loss_cfg.name.value, "from_logits": loss_cfg.from_logits},
-            "optimizer": {"name": opt_cfg.name.value, **opt_cfg.keras_kwargs()},
-            "batch_size": batch_size,
-            "trainable": trainable.describe(),
-            "select_tf_ops": select_tf_ops,
-        }
+            with _timed(timings, "verify_s"):
+                verification = _verify(module, tflite, _samples(module, sample_x, dataset), tolerances or Tolerances())
         result = BuildResult(
             module, tflite, census, loaded, settings, rewritten, adaptations, verification, timings, out_dir
         )
@@ -196,6 +174,41 @@ def build(
             (staged / "model.tflite").write_bytes(tflite)
             atomic_write_bytes(staged / "build.json", json.dumps(result.to_json(), indent=2).encode())
     return result
+
+
+def _settings(module: TrainableModule, trainable: TrainableSpec, select_tf_ops: bool) -> dict[str, Any]:
+    loss, opt = module.loss_config, module.optimizer_config
+    return {
+        "loss": {"name": loss.name.value, "from_logits": loss.from_logits},
+        "optimizer": {"name": opt.name.value, **opt.keras_kwargs()},
+        "batch_size": module.batch_size,
+        "trainable": trainable.describe(),
+        "select_tf_ops": select_tf_ops,
+        "layers": module.layers,
+    }
+
+
+@contextlib.contextmanager
+def _timed(timings: dict[str, float], key: str) -> Iterator[None]:
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[key] = time.perf_counter() - start
+
+
+def _convert(module: TrainableModule, functions: dict[str, Any], staged: Path | None, select_tf_ops: bool,
+             timings: dict[str, float]) -> bytes:
+    """Saves the traced module as a SavedModel (in the output folder, or a temporary one) and converts it."""
+    with _saved_model_dir(staged) as sm_dir:
+        with _timed(timings, "save_s"):
+            import_module("tensorflow").saved_model.save(module, str(sm_dir), signatures=functions)
+        with _timed(timings, "convert_s"):
+            return tflite_from_saved_model(
+                sm_dir, list(SIGNATURE_KEYS), select_tf_ops=select_tf_ops,
+                layer_names=[layer.name for layer in module.model.layers],
+                suffixed_scopes=module.framework is Framework.KERAS3,
+            )
 
 
 def _trace(module: TrainableModule, select_tf_ops: bool) -> tuple[dict[str, Any], tuple[str, ...]]:

@@ -16,13 +16,17 @@ Signature convention (also what ``litetrain compare`` expects of models built by
 - Portable to every LiteRT runtime (docs/signatures.md, "Runtimes"): no int64 tensor (the optimizer's step counter
   is int32), scalars exchanged as ``[1]``, ``save``/``restore`` outputs made by a copy op, not by READ_VARIABLE.
 
-Layers run with ``training=False`` inside ``train``: BatchNormalization uses its frozen statistics and Dropout
-passes inputs through, so the graph is deterministic and the TensorFlow and TFLite twins can be compared step
-by step (random masks cannot match across runtimes).
+``train`` calls the model with ``training=True``, as ``model.fit`` does (``layers="fit"``, the default): a
+BatchNormalization that trains normalizes with the batch statistics and updates its moving ones (model state,
+exchanged by ``save``/``restore`` with role ``state``); a frozen one runs in inference mode, as in Keras. Dropout
+and noise layers are active, drawing from a counter-based hash of (draw, step, element) that TensorFlow and every
+TFLite runtime compute bit for bit alike (:mod:`litetrain.trainable.randomness`), so the twins stay comparable
+step by step. ``layers="inference"`` runs every layer as in ``infer``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
 from typing import Any
@@ -34,11 +38,14 @@ from litetrain.config import Loss, LossConfig, OptimizerConfig, TrainableSpec
 from litetrain.errors import UnsupportedModelError, UsageError
 from litetrain.trainable.keras_objects import make_loss, make_optimizer
 from litetrain.trainable.loaders import Framework, LoadedModel
+from litetrain.trainable.randomness import counter_randomness
 
 tf = import_module("tensorflow")
 
 TRAIN, INFER, SAVE, RESTORE = "train", "infer", "save", "restore"
 INFER_FIXED = "infer_fixed"
+LAYERS_FIT, LAYERS_INFERENCE = "fit", "inference"
+LAYER_MODES = (LAYERS_FIT, LAYERS_INFERENCE)
 SIGNATURE_KEYS = (TRAIN, INFER, SAVE, RESTORE, INFER_FIXED)
 
 
@@ -48,7 +55,7 @@ class VariableInfo:
 
     name: str  # the signature tensor name
     path: str  # the Keras path of the variable
-    role: str  # "weight" or "optimizer"
+    role: str  # "weight", "state" (BatchNorm moving statistics that train updates) or "optimizer"
     shape: tuple[int, ...]
     dtype: str
 
@@ -94,6 +101,10 @@ class TrainableModule(tf.Module):
         trainable: Which layers train; the others are frozen (and folded to constants by the converter).
         names: Signature names for the exchanged variables, in order (default: from their Keras paths). A
             float64 twin takes its float32 twin's names so weights move between them by name.
+        layers: ``"fit"`` (default): the train step calls the model with ``training=True``, as ``model.fit``
+            does (trainable BatchNormalization normalizes with batch statistics and updates its moving ones,
+            Dropout and noise layers are active with masks both runtimes draw alike); ``"inference"``: every layer
+            runs as in ``infer``, a deterministic graph.
     """
 
     def __init__(
@@ -105,8 +116,12 @@ class TrainableModule(tf.Module):
         trainable: TrainableSpec,
         *,
         names: tuple[str, ...] | None = None,
+        layers: str = LAYERS_FIT,
     ) -> None:
         super().__init__(name="litetrain_module")
+        if layers not in LAYER_MODES:
+            raise UsageError(f"--layers must be one of {', '.join(LAYER_MODES)}; received {layers!r}.")
+        self.layers = layers
         model = loaded.model
         self.framework = loaded.framework
         self.model = model
@@ -133,7 +148,8 @@ class TrainableModule(tf.Module):
         opt_vars = self.optimizer.variables
         opt_vars = list(opt_vars() if callable(opt_vars) else opt_vars)
         self._all_tf_variables = [_tf_variable(v, self.framework) for v in list(model.variables) + opt_vars]
-        self.variables_info, self._exchanged = self._name_variables(trainable_vars, opt_vars)
+        state_vars = _updated_state(model) if layers == LAYERS_FIT else []
+        self.variables_info, self._exchanged = self._name_variables(trainable_vars, opt_vars, state_vars)
         if names is not None:
             if len(names) != len(self.variables_info):
                 raise UnsupportedModelError(
@@ -144,11 +160,13 @@ class TrainableModule(tf.Module):
             )
 
     # -- naming -------------------------------------------------------------------------------------------
-    def _name_variables(self, weights: list[Any], opt_vars: list[Any]) -> tuple[tuple[VariableInfo, ...], list[Any]]:
+    def _name_variables(
+        self, weights: list[Any], opt_vars: list[Any], state: list[Any]
+    ) -> tuple[tuple[VariableInfo, ...], list[Any]]:
         infos: list[VariableInfo] = []
         tf_vars: list[Any] = []
         used: set[str] = set()
-        for role, group in (("weight", weights), ("optimizer", opt_vars)):
+        for role, group in (("weight", weights), ("state", state), ("optimizer", opt_vars)):
             for var in group:
                 path = _keras_path(var, self.framework)
                 base = _sanitize(self._stable_name(path, role))
@@ -241,17 +259,18 @@ class TrainableModule(tf.Module):
         return out
 
     # -- the computations ---------------------------------------------------------------------------------
-    def _forward(self, xs: tuple[Any, ...]) -> list[Any]:
+    def _forward(self, xs: tuple[Any, ...], training: bool = False) -> list[Any]:
         """The model's outputs, in ``self.outputs`` order, on signature inputs (cast to the model's dtypes)."""
         cast = [x if x.dtype == i.dtype else tf.cast(x, i.dtype) for x, i in zip(xs, self.inputs, strict=True)]
-        out = self.model(_packed_inputs(self.model, cast), training=False)
+        out = self.model(_packed_inputs(self.model, cast), training=training)
         return list(tf.nest.flatten(out))
 
     def train_step(self, *tensors: Any) -> dict[str, Any]:
         """One optimizer step on ``(*xs, *ys)``; returns the loss before the update (as Keras ``fit`` reports it)."""
         xs, ys = tensors[: len(self.inputs)], tensors[len(self.inputs) :]
-        with tf.GradientTape() as tape:
-            outs = self._forward(xs)
+        fit = self.layers == LAYERS_FIT
+        with tf.GradientTape() as tape, counter_randomness(self.optimizer.iterations) if fit else _nothing():
+            outs = self._forward(xs, training=fit)
             terms = [fn(y, o) for fn, y, o in zip(self._loss_fns, ys, outs, strict=True)]
             terms = [t if o.weight == 1.0 else tf.cast(o.weight, t.dtype) * t for t, o in zip(terms, self.outputs, strict=True)]
             loss = tf.add_n(terms) if len(terms) > 1 else terms[0]
@@ -489,6 +508,17 @@ def _check_loss_fits_output(loss: LossConfig, output_shape: tuple[int, ...]) -> 
             hint="End the model with Dense(num_classes), or choose a loss that fits its output: "
             "--loss binary_crossentropy for one sigmoid/logit output, --loss mse or mae for regression.",
         )
+
+
+_nothing = contextlib.nullcontext
+
+
+def _updated_state(model: Any) -> list[Any]:
+    """Non-trainable variables that a training-mode step updates: the moving statistics of every
+    BatchNormalization that trains (a frozen one runs in inference mode, as Keras 3 and tf_keras both do)."""
+    return [v for layer in model._flatten_layers(include_self=False, recursive=True)
+            if layer.trainable and any(c.__name__ == "BatchNormalization" for c in type(layer).__mro__)
+            for v in layer.non_trainable_weights]
 
 
 def _int32_step_counter(optimizer: Any, framework: Framework) -> None:

@@ -274,4 +274,5 @@ def float64_module(module: TrainableModule, sample_x: Any = None) -> TrainableMo
         module.batch_size,
         TrainableSpec(),  # the clone carries the frozen flags already
         names=tuple(v.name for v in module.variables_info),
+        layers=module.layers,
     )
