@@ -109,17 +109,11 @@ def quantize(
     chosen = parse_modes(modes)
     budget = _budget(max_accuracy_drop)
     seed = 0 if seed is None else int(seed)
-    if steps is not None and steps < 20:
-        raise UsageError(f"--steps must be at least 20 to tell whether a model trains; received {steps}.")
-    _reject_converted(model)
-    from litetrain._io import check_output_dir
+    _check_arguments(model, steps, output_dir)
     from litetrain.api import seed_everything
-    from litetrain.trainable.keras_objects import resolve_loss
     from litetrain.trainable.loaders import load_model
     from litetrain.trainable.module import require_single_io
 
-    if output_dir is not None:
-        check_output_dir(Path(output_dir))
     dataset = load_dataset(data)
     seed_everything(seed)
     loaded = load_model(model)
@@ -128,22 +122,11 @@ def quantize(
         loss = LossConfig.parse(loss)
     notes: list[str] = []
     if inference_only is None:
-        try:
-            resolve_loss(loss, loaded.model)
-            inference_only = False
-        except UsageError:
-            inference_only = True
-            notes.append("No loss given and the model was not compiled with one, so only the inference model was "
-                         "quantized; pass --loss to also quantize the trainable model.")
+        inference_only = not _can_train(loss, loaded.model, notes)
     settings = {
-        "modes": [m.value for m in chosen],
-        "inference_only": inference_only,
-        "max_accuracy_drop_percentage_points": budget * 100,
-        "seed": seed,
-        "samples": samples,
-        "allow_untrainable": allow_untrainable,
-        "per_layer": per_layer,
-        "noise_floor": noise_floor,
+        "modes": [m.value for m in chosen], "inference_only": inference_only,
+        "max_accuracy_drop_percentage_points": budget * 100, "seed": seed, "samples": samples,
+        "allow_untrainable": allow_untrainable, "per_layer": per_layer, "noise_floor": noise_floor,
     }
     job = _Job(loaded, dataset, chosen, budget, seed, per_layer, notes)
     with tempfile.TemporaryDirectory(prefix="litetrain-quantize-") as tmp:
@@ -156,6 +139,30 @@ def quantize(
     if output_dir is not None:
         result = _write_models(result, job.models, Path(output_dir))
     return result
+
+
+def _check_arguments(model: Any, steps: int | None, output_dir: str | Path | None) -> None:
+    """Refuses what quantize cannot do before any work: too few steps, a converted model, an unusable output dir."""
+    from litetrain._io import check_output_dir
+
+    if steps is not None and steps < 20:
+        raise UsageError(f"--steps must be at least 20 to tell whether a model trains; received {steps}.")
+    _reject_converted(model)
+    if output_dir is not None:
+        check_output_dir(Path(output_dir))
+
+
+def _can_train(loss: LossConfig | None, model: Any, notes: list[str]) -> bool:
+    """Whether the model has a loss (given or compiled); without one, a note says only inference is quantized."""
+    from litetrain.trainable.keras_objects import resolve_loss
+
+    try:
+        resolve_loss(loss, model)
+    except UsageError:
+        notes.append("No loss given and the model was not compiled with one, so only the inference model was "
+                     "quantized; pass --loss to also quantize the trainable model.")
+        return False
+    return True
 
 
 def _budget(value: float | None) -> float:
