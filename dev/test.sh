@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The one check script: sets up .venv (Python 3.11), installs litetrain with its test extras, lints, runs the tests.
+# The one check script: sets up .venv (Python 3.11), installs litetrain with its test extras, lints, checks the
+# structure, runs the tests.
 # CI (.ci/run) and the README's Quick start run exactly this. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +11,8 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e ".[test]"
 .venv/bin/ruff check src tests benchmarks
+# Functions in src/ at most 80 lines, no import cycle among litetrain modules (docstring of the script: the rules).
+.venv/bin/python dev/check_structure.py
 # The HTML report's browser test drives Debian's headless Chromium; install it on a bare (root) machine.
 if { ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; } \
     && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
