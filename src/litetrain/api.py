@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,7 @@ def check(
     fail_on: Any = None,
     repeats: int | None = None,
     kind: str = "check",
+    runtimes: str | Sequence[str] | None = None,
 ) -> Any:
     """Builds, converts, trains TensorFlow and TFLite twins on identical batches, and compares them.
 
@@ -68,10 +70,16 @@ def check(
         repeats: Also train the twins over K more seeds (re-drawn initial weights and batch order) and report the
             spread of the final accuracy and a 95% interval of the difference (``result.repeats``); no effect on
             the verdict.
+        runtimes: LiteRT runtimes to train besides TensorFlow (default ``interpreter``; also ``compiled``, or
+            ``all``): each extra one trains the same batches from the same weights and is judged on its own
+            (``result.runtimes``, :mod:`litetrain.comparison.runtimes`).
 
     Returns:
         A :class:`~litetrain.comparison.result.ComparisonResult`; truthy when the verdict passed.
     """
+    from litetrain.comparison.runtimes import DEFAULT_RUNTIMES, parse_runtimes, with_runtimes
+
+    runtime_names = parse_runtimes(runtimes)
     from litetrain.comparison.repeats import keras_initial_weights, repeats_count
     from litetrain.comparison.session import run_comparison
     from litetrain.data.batching import plan_batches
@@ -96,6 +104,7 @@ def check(
     t0 = time.perf_counter()
     candidate = LiteRTRunner(result.tflite)  # raises RuntimeUnavailableError for Flex models
     reference = TensorflowModuleRunner(module)
+    start = reference.get_weights() if runtime_names != DEFAULT_RUNTIMES else None  # before training
     initial = reference.get_weights() if repeats else None  # before training; identical in both twins
     fitted = fit_to_slots(dataset, *module.data_slots())
     plan = plan_batches(len(fitted.x), module.batch_size, steps=steps, epochs=epochs, seed=seed)
@@ -107,11 +116,15 @@ def check(
         model_info=model_info, data_info=dataset.describe(), settings=settings, require_exact_initial_weights=True,
         fail_on=fail, timings={**result.timings, "setup_s": time.perf_counter() - t0},
     )
-    if not repeats:
-        return comparison
-    assert initial is not None
-    return _with_repeats(comparison, reference, candidate, fitted, module.batch_size, steps, epochs, seed, repeats,
-                         lambda: keras_initial_weights(module, initial), module.loss_config.from_logits)
+    if repeats:
+        assert initial is not None
+        comparison = _with_repeats(comparison, reference, candidate, fitted, module.batch_size, steps, epochs, seed,
+                                   repeats, lambda: keras_initial_weights(module, initial),
+                                   module.loss_config.from_logits)
+    if start is not None:
+        comparison = with_runtimes(comparison, runtime_names, model=result.tflite, reference=reference,
+                                   initial=start, data=fitted, plan=plan, tol=tol)
+    return comparison
 
 
 def _built_model_info(result: Any) -> dict[str, Any]:

@@ -17,6 +17,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     options.add_training_options(p)
     options.add_output_options(p)
     options.add_float64_option(p)
+    options.add_runtimes_option(p)
     p.set_defaults(run=run)
 
 
@@ -37,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
         tolerances=options.tolerances(args),
         select_tf_ops=args.select_tf_ops,
         repeats=options.repeats(args),
+        runtimes=args.runtimes,
         **options.verdict_options(args),
     )
     return finish_comparison(result, args)

@@ -18,6 +18,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     options.add_repeats_option(p)
     options.add_output_options(p, default_json="report.json", default_html="report.html")
     options.add_float64_option(p)
+    options.add_runtimes_option(p)
     p.set_defaults(run=run)
 
 
@@ -26,5 +27,5 @@ def run(args: argparse.Namespace) -> int:
     from litetrain.api import demo
 
     result = demo(steps=args.steps, seed=args.seed, tolerances=options.tolerances(args),
-                  repeats=options.repeats(args), **options.verdict_options(args))
+                  repeats=options.repeats(args), runtimes=args.runtimes, **options.verdict_options(args))
     return finish_comparison(result, args)

@@ -176,3 +176,9 @@ def seed(text: str) -> int:
         return check_seed(int(text))
     except (ValueError, UsageError) as exc:
         raise argparse.ArgumentTypeError(f"expected an integer from 0 to {MAX_SEED}; received {text!r}") from exc
+
+def add_runtimes_option(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    p.add_argument("--runtimes", default=None, metavar="NAMES",
+                   help="LiteRT runtimes that train next to TensorFlow, comma-separated: interpreter (the Python "
+                   "Interpreter, always), compiled (LiteRT 2.x CompiledModel API), or all; each extra one trains the "
+                   "same batches from the same weights and gets its own row and verdict (default: interpreter)")

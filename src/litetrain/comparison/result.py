@@ -166,6 +166,8 @@ class ComparisonResult:
     health: tuple[dict[str, Any], ...] = ()
     location: dict[str, Any] | None = None
     repeats: dict[str, Any] | None = None
+    runtimes: dict[str, Any] | None = None
+    """With ``--runtimes``: one row per LiteRT runtime (:mod:`litetrain.comparison.runtimes`)."""
 
     def __bool__(self) -> bool:
         return self.passed
@@ -199,6 +201,7 @@ class ComparisonResult:
             "health": list(self.health),
             "location": self.location,
             "repeats": self.repeats,
+            "runtimes": self.runtimes,
             "environment": self.environment,
             "timings_s": self.timings,
         })

@@ -117,6 +117,34 @@ def repeats_lines(result: ComparisonResult) -> list[str]:
     return lines
 
 
+def runtimes_lines(result: ComparisonResult) -> list[str]:
+    """The ``--runtimes`` block: one row per LiteRT runtime, each against TensorFlow on the same batches."""
+    rows = result.runtimes
+    if not rows:
+        return []
+    header = ("runtime", "max |loss diff|", "max |weight diff|", "vs floor", "steps/s", "checkpoint", "verdict")
+    table = [header]
+    for name, row in rows.items():
+        ratio = row.get("floor_ratio")
+        same = " (= interpreter)" if row.get("identical_to_interpreter") and name != "interpreter" else ""
+        checkpoint = row.get("checkpoint_exact")
+        table.append((
+            name, _fmt(row.get("max_abs_loss_diff")), _fmt(row.get("max_abs_weight_diff")),
+            "-" if ratio is None else f"{ratio:.2g}x", "-" if row.get("steps_per_second") is None
+            else f"{row['steps_per_second']:.0f}", "-" if checkpoint is None else ("exact" if checkpoint else "DIFFERS"),
+            row["verdict"] + same,
+        ))
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    lines = [f"runtimes: each trained the same {result.train.steps} batches from the same weights; "
+             "differences to tensorflow"]
+    for r in table:
+        lines.append("  " + "  ".join(c.ljust(w) if j in (0, 6) else c.rjust(w)
+                                      for j, (c, w) in enumerate(zip(r, widths, strict=True))).rstrip())
+    lines += [f"  {name}: {row['reason']}" for name, row in rows.items()
+              if row["verdict"] not in ("consistent", result.verdict.value) or row["verdict"] == "failed"]
+    return lines
+
+
 def render_comparison(result: ComparisonResult) -> str:
     """The terminal table: losses at chosen steps, largest differences, accuracy, checkpoint, census, verdict."""
     names = list(result.train.loss)
@@ -135,6 +163,8 @@ def render_comparison(result: ComparisonResult) -> str:
             lines.append("  " + "-" * (sum(widths) + 6))
     if result.repeats:
         lines += ["", *repeats_lines(result)]
+    if result.runtimes:
+        lines += ["", *runtimes_lines(result)]
     lines += ["", f"verdict: {result.verdict.value.upper()}" + ("" if result.passed else "  (fails: --fail-on "
                                                                     f"{','.join(result.fail_on)})")]
     lines += textwrap.wrap(result.explanation, width=100, initial_indent="  ", subsequent_indent="  ")

@@ -1,0 +1,58 @@
+"""--runtimes: every LiteRT runtime trains the same batches from the same weights and gets its own row."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from litetrain.api import check
+from litetrain.comparison.runtimes import parse_runtimes
+from litetrain.config import Optimizer, OptimizerConfig
+from litetrain.errors import UsageError
+from litetrain.reporting.console import render_comparison
+from tests import models
+from tests.reporting.schema_doc import assert_documented
+
+STEPS = 24
+
+
+def test_parse_runtimes():
+    assert parse_runtimes(None) == ("interpreter",)
+    assert parse_runtimes("compiled") == ("interpreter", "compiled")  # the interpreter always runs
+    assert parse_runtimes(" interpreter , compiled,compiled") == ("interpreter", "compiled")
+    assert parse_runtimes("all") == ("interpreter", "compiled")
+    with pytest.raises(UsageError, match=r"Unknown runtime\(s\) \['wasm'\]"):
+        parse_runtimes("interpreter,wasm")
+
+
+def test_check_with_the_compiled_model_api(tmp_path):
+    result = check(models.mlp(), "digits", loss="sparse_categorical_crossentropy", batch_size=16, steps=STEPS,
+                   optimizer=OptimizerConfig(Optimizer.ADAM, learning_rate=0.01), float64=False,
+                   runtimes="interpreter,compiled")
+    rows = result.runtimes
+    assert list(rows) == ["interpreter", "compiled"] and result.settings["runtimes"] == ["interpreter", "compiled"]
+    interp, compiled = rows["interpreter"], rows["compiled"]
+    # The retrained interpreter reproduces the main comparison's candidate; CompiledModel equals it bit for bit.
+    assert interp["loss"] == result.train.loss["tflite"]
+    assert interp["max_abs_loss_diff"] == result.train.max_abs_loss_diff
+    assert compiled["identical_to_interpreter"] and compiled["loss"] == interp["loss"]
+    for row in (interp, compiled):
+        assert row["verdict"] == result.verdict.value and row["checkpoint_exact"] is True
+        assert row["judged_by"] == "noise_floor" and 0 <= row["floor_ratio"] <= 10
+        assert row["max_abs_weight_diff"] < 1e-5 and row["steps"] == STEPS and row["steps_per_second"] > 0
+    assert result.passed
+    saved = json.loads(result.save(tmp_path / "r.json").read_text())
+    assert saved["runtimes"]["compiled"]["verdict"] == result.verdict.value
+    assert_documented(saved, closed=False)
+    text = render_comparison(result)
+    assert "runtimes: each trained the same 24 batches" in text
+    assert [line.split()[0] for line in text.splitlines() if line.startswith("  interpreter ")
+            or line.startswith("  compiled ")] == ["interpreter", "compiled"]
+
+
+def test_without_runtimes_nothing_changes():
+    result = check(models.mlp(), "digits", loss="sparse_categorical_crossentropy", batch_size=16, steps=8,
+                   float64=False, noise_floor=False)
+    assert result.runtimes is None and result.to_json()["runtimes"] is None
+    assert "runtimes" not in result.settings and "runtimes:" not in render_comparison(result)
