@@ -47,6 +47,7 @@ def check(
     trainable: TrainableSpec | str | None = None,
     tolerances: Tolerances | None = None,
     select_tf_ops: bool = False,
+    layers: str | None = None,
     noise_floor: bool = True,
     float64: bool = True,
     fail_on: Any = None,
@@ -59,7 +60,7 @@ def check(
     Args:
         model: Keras model object, path or factory ``module:function``.
         data: ``digits`` (default), ``digits:HxW``, an ``.npz`` path, or a :class:`Dataset`.
-        loss, optimizer, batch_size, trainable, select_tf_ops: As for :func:`build`.
+        loss, optimizer, batch_size, trainable, select_tf_ops, layers: As for :func:`build`.
         steps, epochs: Training length (default 100 steps).
         seed: Seeds weight initialization of factories and the batch order (default 0).
         tolerances: atol/rtol of the fixed-tolerance checks (they decide the verdict without a noise floor).
@@ -98,7 +99,7 @@ def check(
     seed_everything(seed)
     result = _build(
         model, loss=loss, optimizer=optimizer, batch_size=batch_size, trainable=trainable,
-        select_tf_ops=select_tf_ops, data=dataset, tolerances=tol,
+        select_tf_ops=select_tf_ops, data=dataset, tolerances=tol, layers=layers,
     )
     module = result.module
     t0 = time.perf_counter()
@@ -153,7 +154,7 @@ def _built_settings(result: Any, plan: Any, epochs: int | None, seed: int, data_
         "epochs": epochs,
         "seed": seed,
         "data": data_name,
-        "dropout": "inactive in both twins (layers run with training=False)",
+        "dropout": _dropout_note(module.layers),
     }
     if len(module.outputs) > 1:  # settings.loss is the first output's; every output's loss and weight:
         settings["losses"] = [{"output": o.name, "target": o.target, "name": o.loss.name.value,
@@ -220,6 +221,13 @@ def _pair_slots(runner: Any) -> tuple[list[Any], list[Any]]:
 
 def _unique(*names: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
+
+
+def _dropout_note(layers: str) -> str:
+    if layers == "inference":
+        return "inactive in both twins (--layers inference: layers run with training=False)"
+    return ("active in train, as in model.fit, with masks both twins draw alike from the step counter "
+            "(counter-based hash); inactive in infer")
 
 
 def _fail_on(value: Any) -> Any:

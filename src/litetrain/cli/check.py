@@ -14,6 +14,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("check", help=HELP, description=HELP)
     options.add_model_options(p)
     options.add_batch_size(p)
+    options.add_layers_option(p)
     options.add_training_options(p)
     options.add_output_options(p)
     options.add_float64_option(p)
@@ -37,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
         trainable=options.trainable_spec(args),
         tolerances=options.tolerances(args),
         select_tf_ops=args.select_tf_ops,
+        layers=args.layers,
         repeats=options.repeats(args),
         runtimes=args.runtimes,
         **options.verdict_options(args),

@@ -55,6 +55,13 @@ def add_model_options(p: argparse.ArgumentParser, *, verbose: bool = True) -> No
                        help="on a failed conversion, also print the converter's full diagnostics")
 
 
+def add_layers_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--layers", choices=["fit", "inference"], default=None,
+                   help="fit (default): train runs the layers as model.fit does (BatchNormalization on batch "
+                   "statistics, updating its moving ones; Dropout and noise layers active, with masks both twins "
+                   "draw alike); inference: every layer as in infer (frozen statistics, no dropout)")
+
+
 def add_batch_size(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=None, help="fixed batch size of the train signature (default 32)")
 
@@ -176,6 +183,7 @@ def seed(text: str) -> int:
         return check_seed(int(text))
     except (ValueError, UsageError) as exc:
         raise argparse.ArgumentTypeError(f"expected an integer from 0 to {MAX_SEED}; received {text!r}") from exc
+
 
 def add_runtimes_option(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     p.add_argument("--runtimes", default=None, metavar="NAMES",
