@@ -27,7 +27,27 @@ def explain(
     ref: str,
     cand: str,
 ) -> str:
-    """The explanation paragraph of a comparison."""
+    """The explanation paragraph of a comparison, the health checks' notes (a run too short to judge) after it."""
+    notes = "".join(f" Note: {n}." for n in dict.fromkeys(n for h in health for n in h.notes))
+    return _paragraph(verdict, cause, train, after, divergence, floor, float64, health, location, initial, tol,
+                      ref, cand) + notes
+
+
+def _paragraph(
+    verdict: Verdict,
+    cause: str,
+    train: TrainComparison,
+    after: InferenceComparison,
+    divergence: Divergence | None,
+    floor: dict[str, Any] | None,
+    float64: dict[str, Any] | None,
+    health: list[Health],
+    location: Location | None,
+    initial: dict[str, Any],
+    tol: Tolerances,
+    ref: str,
+    cand: str,
+) -> str:
     acc = after.accuracy
     acc_text = (f" Test accuracy after training: {ref} {acc[ref]:.1%}, {cand} {acc[cand]:.1%}."
                 if acc.get(ref) is not None and acc.get(cand) is not None else "")

@@ -8,7 +8,9 @@ from typing import Any
 
 import numpy as np
 
-MIN_STEPS_FOR_LEARNING = 20
+MIN_STEPS_FOR_LEARNING = 50
+"""A run this long whose loss does not fall is broken; a shorter one (20 Adam steps at 1e-3, 20 SGD steps at 0.01)
+may just be slow: it gets a note, not the ``unhealthy`` verdict."""
 EXPLODING_FACTOR = 100.0
 EXPLODING_ABSOLUTE = 1e3
 CHANCE_FACTOR = 1.5
@@ -22,6 +24,8 @@ class Health:
     runner: str
     flags: tuple[str, ...]
     details: tuple[str, ...]
+    notes: tuple[str, ...] = ()
+    """Observations that are not a defect (a short run whose loss barely moved)."""
 
     @property
     def healthy(self) -> bool:
@@ -29,7 +33,7 @@ class Health:
 
     def to_json(self) -> dict[str, Any]:
         return {"runner": self.runner, "healthy": self.healthy, "flags": list(self.flags),
-                "details": list(self.details)}
+                "details": list(self.details), "notes": list(self.notes)}
 
 
 def assess_health(
@@ -70,14 +74,19 @@ def assess_health(
             if end > EXPLODING_ABSOLUTE and end > EXPLODING_FACTOR * max(start, 1e-6):
                 flags.append("exploding-weights")
                 details.append(f"the largest weight grew from {start:.3g} to {end:.3g}")
+    notes: list[str] = []
     finite = losses[np.isfinite(losses)]
-    if len(losses) >= MIN_STEPS_FOR_LEARNING and len(finite) == len(losses):
+    if len(losses) >= 2 and len(finite) == len(losses):
         k = max(len(losses) // 5, 1)
         first, last = float(np.mean(losses[:k])), float(np.mean(losses[-k:]))
         if not last < first - 0.01 * abs(first):
-            flags.append("not-learning")
-            details.append(f"the loss did not fall: mean {first:.4g} over the first {k} steps, {last:.4g} over the "
-                           f"last {k}")
+            if len(losses) >= MIN_STEPS_FOR_LEARNING:
+                flags.append("not-learning")
+                details.append(f"the loss did not fall: mean {first:.4g} over the first {k} steps, {last:.4g} over "
+                               f"the last {k}")
+            else:
+                notes.append(f"the loss barely moved in {len(losses)} steps ({first:.4g} -> {last:.4g}); run longer "
+                             f"(at least {MIN_STEPS_FOR_LEARNING} steps) or raise the learning rate to judge learning")
     chance = 1.0 / num_classes if num_classes else None
     if (len(losses) >= MIN_STEPS_FOR_LEARNING and chance is not None and accuracy is not None
             and accuracy <= CHANCE_FACTOR * chance and "not-learning" not in flags and "non-finite" not in flags
@@ -89,7 +98,7 @@ def assess_health(
         flags.append("swapped-loss-arguments")
         details.append(f"the train loss at step 1 equals {loss_arguments.split(':', 1)[1]} with the prediction and "
                        "the labels swapped (loss(prediction, y) instead of loss(y, prediction))")
-    return Health(runner, tuple(flags), tuple(details))
+    return Health(runner, tuple(flags), tuple(details), tuple(notes))
 
 
 def _flat_second_half(losses: np.ndarray) -> bool:
