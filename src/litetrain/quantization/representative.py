@@ -46,7 +46,7 @@ class RepresentativeData:
     def trainable_samples(
         self, batch_size: int, labels: np.ndarray, weights: Mapping[str, np.ndarray]
     ) -> Callable[[], Iterator[Any]]:
-        """Per-signature calibration samples for a trainable model (train, infer, save, restore).
+        """Per-signature calibration samples for a trainable model (train, infer, infer_fixed, save, restore).
 
         ``train`` takes fixed batches of ``batch_size``: the representative inputs (repeated to fill the last
         batch) with ``labels`` cycled, since calibration only needs their range; ``restore`` takes ``weights``.
@@ -59,6 +59,7 @@ class RepresentativeData:
             for r, lr in zip(rows, label_rows, strict=True):
                 yield "train", {"x": self.x[r], "y": labels[lr]}
                 yield "infer", {"x": self.x[r]}
+                yield "infer_fixed", {"x": self.x[r]}
                 yield "restore", dict(weights)
                 yield "save", {}
 
