@@ -577,18 +577,18 @@ def _environment() -> dict[str, Any]:
 def make_runner(model: bytes | str | Path, *, isolated: bool = False, runtime_python: str | None = None,
                 num_threads: int | None = None) -> Runner:
     """The in-process LiteRT runner, or the isolated worker when ``isolated`` or ``runtime_python`` is given."""
+    from litetrain.runtime.registry import open_runner, runner_class
+
     if isolated or runtime_python:
         try:
-            from litetrain.runtime.worker import WorkerRunner
+            runner_class("worker")
         except ImportError as exc:
             raise RuntimeUnavailableError(
                 f"The isolated runtime worker is not available in this installation ({exc}).",
                 hint="Train in-process (omit --isolated/--runtime-python).",
             ) from exc
-        return WorkerRunner(model, runtime_python=runtime_python, num_threads=num_threads)
-    from litetrain.runtime.litert import LiteRTRunner
-
-    return LiteRTRunner(model, num_threads=num_threads)
+        return open_runner("worker", model, runtime_python=runtime_python, num_threads=num_threads)
+    return open_runner("interpreter", model, num_threads=num_threads)
 
 
 def train(
