@@ -162,3 +162,22 @@ def test_dropout_is_active_in_train_identical_in_both_twins_and_off_in_infer(fac
     out = fresh.infer(x[:16])["output"]
     np.testing.assert_array_equal(out, fresh.infer(x[:16])["output"])  # infer draws nothing
     np.testing.assert_allclose(out, expected, atol=1e-5)
+
+
+def test_augmentation_layers_in_the_model_train_builtin_only() -> None:
+    """Flips and contrast stay active (hashed draws, the same in both twins); rotation, zoom and translation
+    resample with ImageProjectiveTransformV3 (no builtin), so they pass through in train and the build says so."""
+    keras.utils.set_random_seed(8)
+    model = keras.Sequential([
+        keras.Input((8, 8, 1)), L.RandomFlip(), L.RandomContrast(0.2), L.RandomRotation(0.1), L.RandomZoom(0.1),
+        L.Conv2D(4, 3, activation="relu"), L.Flatten(), L.Dense(10),
+    ])
+    built = litetrain.build(model, loss="sparse_categorical_crossentropy", optimizer=SGD, batch_size=16)
+    assert built.census.builtin_only
+    frozen = [a for a in built.adaptations if "inactive in train" in a]
+    assert len(frozen) == 2 and "RandomRotation" in frozen[0]
+    x, y = _digits()
+    lite, twin = LiteRTRunner(built.tflite), TensorflowModuleRunner(built.module)
+    lite_losses = [lite.train_step(x[i:i + 16], y[i:i + 16]) for i in range(0, 64, 16)]
+    twin_losses = [twin.train_step(x[i:i + 16], y[i:i + 16]) for i in range(0, 64, 16)]
+    np.testing.assert_allclose(lite_losses, twin_losses, rtol=0, atol=1e-6)

@@ -21,8 +21,35 @@ def adapt_for_training(model: Any, training_mode: bool) -> tuple[str, ...]:
     """
     done = [u.describe() for u in unroll_recurrent_layers(model)]
     if training_mode:
-        done += unfuse_batch_norm(model)
+        done += unfuse_batch_norm(model) + freeze_geometric_augmentation(model)
     return tuple(done)
+
+
+# Augmentation layers whose training-mode forward pass resamples the image with ImageProjectiveTransformV3, which
+# TFLite has no builtin for. Flips, crops, contrast and brightness are builtin ops and stay active.
+GEOMETRIC_AUGMENTATION = frozenset(
+    {"RandomRotation", "RandomZoom", "RandomTranslation", "RandomShear", "RandomPerspective"}
+)
+
+
+def freeze_geometric_augmentation(model: Any) -> list[str]:
+    """Runs geometric augmentation layers as in inference (they pass their input through) inside ``train``."""
+    done = []
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if type(layer).__name__ in GEOMETRIC_AUGMENTATION and not getattr(layer, "_litetrain_inference", False):
+            layer.call = _in_inference(layer.call)
+            layer._litetrain_inference = True
+            done.append(f"{type(layer).__name__} {layer.name!r} is inactive in train (its image resampling, "
+                        "ImageProjectiveTransformV3, has no TFLite builtin): augment the data before training")
+    return done
+
+
+def _in_inference(call: Any) -> Any:
+    def inference_call(*args: Any, **kwargs: Any) -> Any:
+        kwargs["training"] = False
+        return call(*args, **kwargs)
+
+    return inference_call
 
 
 def unfuse_batch_norm(model: Any) -> list[str]:

@@ -266,6 +266,9 @@ def float64_module(module: TrainableModule, sample_x: Any = None) -> TrainableMo
         sample_x: Inputs on which the clone is checked against the float32 model (default: synthetic).
     """
     clone = float64_model(module.model, module.framework, sample_x)
+    from litetrain.trainable.adaptations import adapt_for_training
+
+    adapt_for_training(clone, training_mode=module.layers == "fit")  # the clone runs the float32 twins' graph
     loaded = LoadedModel(clone, module.framework, "float64 clone")
     return TrainableModule(
         loaded,
