@@ -71,17 +71,13 @@ def check(
         repeats: Also train the twins over K more seeds (re-drawn initial weights and batch order) and report the
             spread of the final accuracy and a 95% interval of the difference (``result.repeats``); no effect on
             the verdict.
-        runtimes: LiteRT runtimes to train besides TensorFlow (default ``interpreter``; also ``compiled``, or
-            ``all``): each extra one trains the same batches from the same weights and is judged on its own
-            (``result.runtimes``, :mod:`litetrain.comparison.runtimes`).
+        runtimes: LiteRT runtimes that also train, each judged alone (``interpreter``, ``compiled``; ``result.runtimes``).
 
     Returns:
         A :class:`~litetrain.comparison.result.ComparisonResult`; truthy when the verdict passed.
     """
-    from litetrain.comparison.runtimes import DEFAULT_RUNTIMES, parse_runtimes, with_runtimes
-
-    runtime_names = parse_runtimes(runtimes)
-    from litetrain.comparison.repeats import keras_initial_weights, repeats_count
+    from litetrain.comparison.repeats import repeats_count
+    from litetrain.comparison.runtimes import parse_runtimes
     from litetrain.comparison.session import run_comparison
     from litetrain.data.batching import plan_batches
     from litetrain.data.fit import fit_to_slots
@@ -89,7 +85,7 @@ def check(
     from litetrain.runtime.tensorflow import TensorflowModuleRunner
     from litetrain.trainable.builder import build as _build
 
-    repeats = repeats_count(repeats)
+    repeats, runtimes = repeats_count(repeats), parse_runtimes(runtimes)
     seed = 0 if seed is None else int(seed)
     tol = tolerances or Tolerances()
     fail = _fail_on(fail_on)
@@ -105,8 +101,7 @@ def check(
     t0 = time.perf_counter()
     candidate = LiteRTRunner(result.tflite)  # raises RuntimeUnavailableError for Flex models
     reference = TensorflowModuleRunner(module)
-    start = reference.get_weights() if runtime_names != DEFAULT_RUNTIMES else None  # before training
-    initial = reference.get_weights() if repeats else None  # before training; identical in both twins
+    initial = reference.get_weights() if repeats or len(runtimes) > 1 else None  # before training, as both twins
     fitted = fit_to_slots(dataset, *module.data_slots())
     plan = plan_batches(len(fitted.x), module.batch_size, steps=steps, epochs=epochs, seed=seed)
     model_info = _built_model_info(result)
@@ -117,14 +112,30 @@ def check(
         model_info=model_info, data_info=dataset.describe(), settings=settings, require_exact_initial_weights=True,
         fail_on=fail, timings={**result.timings, "setup_s": time.perf_counter() - t0},
     )
+    return _with_extras(comparison, result, reference, candidate, fitted, plan, tol, initial,
+                        repeats=repeats, runtimes=runtimes, steps=steps, epochs=epochs, seed=seed)
+
+
+def _with_extras(
+    comparison: Any, built: Any, reference: Any, candidate: Any, fitted: Any, plan: Any, tol: Tolerances,
+    initial: dict[str, np.ndarray] | None, *, repeats: int, runtimes: tuple[str, ...], steps: int | None,
+    epochs: int | None, seed: int,
+) -> Any:
+    """The check's comparison with ``--repeats`` and more ``--runtimes`` added, each when asked for; ``initial`` are
+    the weights both twins started from."""
+    from litetrain.comparison.repeats import keras_initial_weights
+    from litetrain.comparison.runtimes import with_runtimes
+
+    module = built.module
     if repeats:
         assert initial is not None
         comparison = _with_repeats(comparison, reference, candidate, fitted, module.batch_size, steps, epochs, seed,
                                    repeats, lambda: keras_initial_weights(module, initial),
                                    module.loss_config.from_logits)
-    if start is not None:
-        comparison = with_runtimes(comparison, runtime_names, model=result.tflite, reference=reference,
-                                   initial=start, data=fitted, plan=plan, tol=tol)
+    if len(runtimes) > 1:
+        assert initial is not None
+        comparison = with_runtimes(comparison, runtimes, model=built.tflite, reference=reference, initial=initial,
+                                   data=fitted, plan=plan, tol=tol)
     return comparison
 
 
