@@ -20,6 +20,7 @@ _TEXT = {
     "compare": "litetrain.reporting.console:render_comparison",
     "demo": "litetrain.reporting.console:render_comparison",
     "quantize": "litetrain.reporting.quantize_console:render_quantize",
+    "train": "litetrain.reporting.train_console:render_train",
 }
 _NOTEBOOK = {
     "check": "litetrain.reporting.console:render_comparison_html",

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from litetrain._io import json_safe, save_json
+from litetrain.reporting.renderers import render_text
 from litetrain.training.budget import Budget
 
 SCHEMA_VERSION = "1.0"
@@ -79,6 +80,7 @@ class TrainResult:
     budget: Budget
     epoch_timings: dict[int, EpochTiming] = dataclasses.field(default_factory=dict)
     """Epoch number -> its timing, for the epochs this session ran (all of them, unless it resumed)."""
+    kind: ClassVar[str] = "train"
 
     @property
     def complete(self) -> bool:
@@ -99,7 +101,7 @@ class TrainResult:
         """The versioned, machine-readable form (fields documented in docs/checkpoints.md)."""
         return json_safe({
             "schema_version": SCHEMA_VERSION,
-            "kind": "train",
+            "kind": self.kind,
             "complete": self.complete,
             "model": self.model,
             "data": self.data,
@@ -126,27 +128,4 @@ class TrainResult:
         return save_json(path, self.to_json())
 
     def __str__(self) -> str:
-        s = self.settings
-        lines = [
-            f"litetrain train: {Path(str(self.model['path'])).name} on {self.data.get('name')}, "
-            f"{s['epochs']} epoch(s) of {self.steps_per_epoch} steps (batch {s['batch_size']}), "
-            f"shuffle seed {s['shuffle_seed']}, learning rate {s['lr_schedule']['spec']}",
-        ]
-        if self.resumed_from:
-            lines.append(f"resumed from {Path(self.resumed_from['path']).name} (step {self.resumed_from['step']}, "
-                         f"epoch {self.resumed_from['epoch']})")
-        lines.append("")
-        lines.append(f"  {'epoch':>5}  {'loss':>10}  {'test accuracy':>13}  {'learning rate':>13}  {'seconds':>8}  "
-                     f"{'ms/step':>8}")
-        for e in self.epochs:
-            acc = "-" if e.accuracy is None else f"{e.accuracy:.1%}"
-            lr = "-" if e.learning_rate is None else f"{e.learning_rate:.4g}"
-            t = self.epoch_timings.get(e.epoch)
-            secs = "-" if t is None else f"{t.seconds:.3g}"
-            per_step = "-" if t is None or t.seconds_per_step is None else f"{t.seconds_per_step * 1e3:.3f}"
-            lines.append(f"  {e.epoch:>5}  {e.loss:>10.6g}  {acc:>13}  {lr:>13}  {secs:>8}  {per_step:>8}")
-        lines.append("")
-        lines.extend(self.budget.lines())
-        if self.final_checkpoint:
-            lines.append(f"final checkpoint: {self.final_checkpoint}")
-        return "\n".join(lines)
+        return render_text(self)
