@@ -269,7 +269,9 @@ class TrainableModule(tf.Module):
         """One optimizer step on ``(*xs, *ys)``; returns the loss before the update (as Keras ``fit`` reports it)."""
         xs, ys = tensors[: len(self.inputs)], tensors[len(self.inputs) :]
         fit = self.layers == LAYERS_FIT
-        with tf.GradientTape() as tape, counter_randomness(self.optimizer.iterations) if fit else _nothing():
+        keras3 = self.framework is Framework.KERAS3
+        randomness = counter_randomness(self.optimizer.iterations, keras3) if fit else _nothing()
+        with tf.GradientTape() as tape, randomness:
             outs = self._forward(xs, training=fit)
             terms = [fn(y, o) for fn, y, o in zip(self._loss_fns, ys, outs, strict=True)]
             terms = [t if o.weight == 1.0 else tf.cast(o.weight, t.dtype) * t for t, o in zip(terms, self.outputs, strict=True)]

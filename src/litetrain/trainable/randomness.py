@@ -145,27 +145,15 @@ def _uniform(draws: _Draws, shape: Any, minval: float = 0.0, maxval: float | Non
 
 
 @contextlib.contextmanager
-def counter_randomness(step: Any) -> Iterator[None]:
-    """While tracing a train step, Keras 3's and tf_keras's dropout, normal and uniform draws use the hash.
+def counter_randomness(step: Any, keras3: bool = True) -> Iterator[None]:
+    """While tracing a train step, the Keras flavour's dropout, normal and uniform draws use the hash.
 
     Args:
         step: int32 scalar tensor, the optimizer's step counter before this step's update.
+        keras3: Patch Keras 3's TensorFlow backend (True) or tf_keras's RandomGenerator (False).
     """
     draws = _Draws(tf.math.floormod(tf.cast(step, tf.int32), _MASK))
-    keras3 = import_module("keras.src.backend.tensorflow.random")
-    generator = import_module("tf_keras.src.backend").RandomGenerator
-    patches = [
-        (keras3, "dropout", lambda inputs, rate, noise_shape=None, seed=None: _dropout(draws, inputs, rate, noise_shape)),
-        (keras3, "normal", lambda shape, mean=0.0, stddev=1.0, dtype=None, seed=None:
-            _normal(draws, shape, mean, stddev, dtype)),
-        (keras3, "uniform", lambda shape, minval=0.0, maxval=1.0, dtype=None, seed=None:
-            _uniform(draws, shape, minval, maxval, dtype)),
-        (generator, "dropout", lambda self, inputs, rate, noise_shape=None: _dropout(draws, inputs, rate, noise_shape)),
-        (generator, "random_normal", lambda self, shape, mean=0.0, stddev=1.0, dtype=None, nonce=None:
-            _normal(draws, shape, mean, stddev, dtype)),
-        (generator, "random_uniform", lambda self, shape, minval=0.0, maxval=None, dtype=None, nonce=None:
-            _uniform(draws, shape, minval, maxval, dtype)),
-    ]
+    patches = _keras3_patches(draws) if keras3 else _tf_keras_patches(draws)
     saved = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
     try:
         for owner, name, replacement in patches:
@@ -174,3 +162,27 @@ def counter_randomness(step: Any) -> Iterator[None]:
     finally:
         for owner, name, original in saved:
             setattr(owner, name, original)
+
+
+def _keras3_patches(draws: _Draws) -> list[tuple[Any, str, Any]]:
+    # Layers call backend.random.<fn> at run time, and keras.ops.random goes through it too.
+    random = import_module("keras.src.backend.tensorflow.random")
+    return [
+        (random, "dropout", lambda inputs, rate, noise_shape=None, seed=None: _dropout(draws, inputs, rate, noise_shape)),
+        (random, "normal", lambda shape, mean=0.0, stddev=1.0, dtype=None, seed=None:
+            _normal(draws, shape, mean, stddev, dtype)),
+        (random, "uniform", lambda shape, minval=0.0, maxval=1.0, dtype=None, seed=None:
+            _uniform(draws, shape, minval, maxval, dtype)),
+    ]
+
+
+def _tf_keras_patches(draws: _Draws) -> list[tuple[Any, str, Any]]:
+    # tf_keras layers draw through their RandomGenerator (BaseRandomLayer._random_generator).
+    generator = import_module("tf_keras.src.backend").RandomGenerator
+    return [
+        (generator, "dropout", lambda self, inputs, rate, noise_shape=None: _dropout(draws, inputs, rate, noise_shape)),
+        (generator, "random_normal", lambda self, shape, mean=0.0, stddev=1.0, dtype=None, nonce=None:
+            _normal(draws, shape, mean, stddev, dtype)),
+        (generator, "random_uniform", lambda self, shape, minval=0.0, maxval=None, dtype=None, nonce=None:
+            _uniform(draws, shape, minval, maxval, dtype)),
+    ]
