@@ -21,23 +21,25 @@ def test_parse_runtimes():
     assert parse_runtimes(None) == ("interpreter",)
     assert parse_runtimes("compiled") == ("interpreter", "compiled")  # the interpreter always runs
     assert parse_runtimes(" interpreter , compiled,compiled") == ("interpreter", "compiled")
-    assert parse_runtimes("all") == ("interpreter", "compiled")
+    assert parse_runtimes("all") == ("interpreter", "compiled", "worker")
     with pytest.raises(UsageError, match=r"Unknown runtime\(s\) \['wasm'\]"):
         parse_runtimes("interpreter,wasm")
 
 
-def test_check_with_the_compiled_model_api(tmp_path):
+def test_check_with_every_tflite_runtime(tmp_path):
     result = check(models.mlp(), "digits", loss="sparse_categorical_crossentropy", batch_size=16, steps=STEPS,
                    optimizer=OptimizerConfig(Optimizer.ADAM, learning_rate=0.01), float64=False,
-                   runtimes="interpreter,compiled")
+                   runtimes="interpreter,compiled,worker")
     rows = result.runtimes
-    assert list(rows) == ["interpreter", "compiled"] and result.settings["runtimes"] == ["interpreter", "compiled"]
-    interp, compiled = rows["interpreter"], rows["compiled"]
+    names = ["interpreter", "compiled", "worker"]
+    assert list(rows) == names and result.settings["runtimes"] == names
+    interp, compiled, worker = rows["interpreter"], rows["compiled"], rows["worker"]
     # The retrained interpreter reproduces the main comparison's candidate; CompiledModel equals it bit for bit.
     assert interp["loss"] == result.train.loss["tflite"]
     assert interp["max_abs_loss_diff"] == result.train.max_abs_loss_diff
-    assert compiled["identical_to_interpreter"] and compiled["loss"] == interp["loss"]
-    for row in (interp, compiled):
+    for row in (compiled, worker):  # the same XNNPACK kernels, in another API and in a child process
+        assert row["identical_to_interpreter"] and row["loss"] == interp["loss"]
+    for row in (interp, compiled, worker):
         assert row["verdict"] == result.verdict.value and row["checkpoint_exact"] is True
         assert row["judged_by"] == "noise_floor" and 0 <= row["floor_ratio"] <= 10
         assert row["max_abs_weight_diff"] < 1e-5 and row["steps"] == STEPS and row["steps_per_second"] > 0
@@ -47,8 +49,8 @@ def test_check_with_the_compiled_model_api(tmp_path):
     assert_documented(saved, closed=False)
     text = render_comparison(result)
     assert "runtimes: each trained the same 24 batches" in text
-    assert [line.split()[0] for line in text.splitlines() if line.startswith("  interpreter ")
-            or line.startswith("  compiled ")] == ["interpreter", "compiled"]
+    assert [line.split()[0] for line in text.splitlines() if line.split()[:1] and line.split()[0] in names
+            and line.startswith("  ")] == names
 
 
 def test_without_runtimes_nothing_changes():

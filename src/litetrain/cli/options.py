@@ -188,5 +188,6 @@ def seed(text: str) -> int:
 def add_runtimes_option(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     p.add_argument("--runtimes", default=None, metavar="NAMES",
                    help="LiteRT runtimes that train next to TensorFlow, comma-separated: interpreter (the Python "
-                   "Interpreter, always), compiled (LiteRT 2.x CompiledModel API), or all; each extra one trains the "
-                   "same batches from the same weights and gets its own row and verdict (default: interpreter)")
+                   "Interpreter, always), compiled (LiteRT 2.x CompiledModel API), worker (the interpreter in a child "
+                   "process), or all; each extra one trains the same batches from the same weights and gets its own "
+                   "row and verdict (default: interpreter)")

@@ -1,9 +1,10 @@
 """More LiteRT runtimes in a comparison: each trains the same batches from the same weights and is judged alone.
 
-``litetrain check --runtimes interpreter,compiled`` keeps the whole comparison of TensorFlow with the Python
-``Interpreter`` (noise floor, float64 twin, verdict) and then, for every runtime named, trains a fresh runner of the
-same ``model.tflite`` from TensorFlow's initial weights through the same batch plan, next to TensorFlow trained once
-more the same way. Each runtime gets its own row (``result.runtimes[name]``):
+``litetrain check --runtimes interpreter,compiled`` (any runtime of :mod:`litetrain.runtime.registry` that runs a
+.tflite model: ``interpreter``, ``compiled``, ``worker``; ``all`` for every one) keeps the whole comparison of
+TensorFlow with the Python ``Interpreter`` (noise floor, float64 twin, verdict) and then, for every runtime named,
+trains a fresh runner of the same ``model.tflite`` from TensorFlow's initial weights through the same batch plan,
+next to TensorFlow trained once more the same way. Each runtime gets its own row (``result.runtimes[name]``):
 
 - ``max_abs_loss_diff`` and ``max_abs_weight_diff``: the largest per-step loss difference to TensorFlow and the
   largest weight difference (every float variable) at the recorded steps;
@@ -26,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -41,25 +42,22 @@ from litetrain.data.fit import FittedData
 from litetrain.errors import LitetrainError, UsageError
 from litetrain.runtime.base import Runner
 
-INTERPRETER, COMPILED = "interpreter", "compiled"
+INTERPRETER = "interpreter"
 DEFAULT_RUNTIMES = (INTERPRETER,)
 FAILED = "failed"
 
 
-def _interpreter(model: bytes) -> Runner:
-    from litetrain.runtime.litert import LiteRTRunner
+def tflite_runtimes() -> tuple[str, ...]:
+    """The runtimes of the registry that run a .tflite model (interpreter, compiled, worker, ...)."""
+    from litetrain.runtime.registry import RUNTIMES
 
-    return LiteRTRunner(model, name=INTERPRETER)
-
-
-def _compiled(model: bytes) -> Runner:
-    from litetrain.runtime.compiled import CompiledModelRunner
-
-    return CompiledModelRunner(model, name=COMPILED)
+    return tuple(name for name, entry in RUNTIMES.items() if entry.model == "tflite")
 
 
-RUNNERS: dict[str, Callable[[bytes], Runner]] = {INTERPRETER: _interpreter, COMPILED: _compiled}
-"""Runtime name -> a fresh runner of a .tflite model in it."""
+def _open(name: str, model: bytes) -> Runner:
+    from litetrain.runtime.registry import runner_class
+
+    return runner_class(name)(model, name=name)
 
 
 def parse_runtimes(value: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -73,12 +71,13 @@ def parse_runtimes(value: str | Sequence[str] | None) -> tuple[str, ...]:
     if value is None:
         return DEFAULT_RUNTIMES
     parts = [p.strip() for p in (value.split(",") if isinstance(value, str) else value) if p and p.strip()]
+    known = tflite_runtimes()
     if any(p == "all" for p in parts):
-        parts = list(RUNNERS)
-    unknown = [p for p in parts if p not in RUNNERS]
+        parts = list(known)
+    unknown = [p for p in parts if p not in known]
     if unknown:
         raise UsageError(f"Unknown runtime(s) {unknown} in --runtimes.",
-                         hint=f"Choose from {', '.join(RUNNERS)} (comma-separated), or all.")
+                         hint=f"Choose from {', '.join(known)} (comma-separated), or all.")
     return tuple(dict.fromkeys([INTERPRETER, *parts]))
 
 
@@ -173,12 +172,11 @@ def _run_one(
     floor: Mapping[str, Any] | None,
     tol: Tolerances,
 ) -> tuple[RuntimeRow, Trajectory]:
-    factory = RUNNERS[name]
-    with factory(model) as runner:
+    with _open(name, model) as runner:
         runner.set_weights(initial)
         traj = train_trajectory(runner, data.x, data.y, plan, steps)
         out = _outputs(runner, data.x_test)
-        checkpoint = _checkpoint_exact(runner, factory, model, data.x_test)
+        checkpoint = _checkpoint_exact(runner, name, model, data.x_test)
     with np.errstate(invalid="ignore"):
         ldiff = np.abs(traj.losses - ref.losses)
     distance = [weight_distance(traj.snapshots[s], ref.snapshots[s], float_names) for s in steps]
@@ -228,10 +226,10 @@ def _outputs(runner: Runner, x: np.ndarray) -> np.ndarray:
     return np.concatenate([np.asarray(out[k], np.float64).reshape(len(x), -1) for k in sorted(out)], axis=1)
 
 
-def _checkpoint_exact(runner: Runner, factory: Callable[[bytes], Runner], model: bytes, x: np.ndarray) -> bool:
+def _checkpoint_exact(runner: Runner, name: str, model: bytes, x: np.ndarray) -> bool:
     """Saves twice (equal), restores into a fresh runner of the same runtime: weights and outputs bit for bit."""
     first, second = runner.get_weights(), runner.get_weights()
-    with factory(model) as fresh:
+    with _open(name, model) as fresh:
         fresh.set_weights(first)
         back = fresh.get_weights()
         same_out = _equal(_outputs(fresh, x), _outputs(runner, x))
