@@ -80,7 +80,6 @@ def check(
     from litetrain.comparison.runtimes import parse_runtimes
     from litetrain.comparison.session import run_comparison
     from litetrain.data.batching import plan_batches
-    from litetrain.data.fit import fit_to_slots
     from litetrain.runtime.litert import LiteRTRunner
     from litetrain.runtime.tensorflow import TensorflowModuleRunner
     from litetrain.trainable.builder import build as _build
@@ -102,7 +101,7 @@ def check(
     candidate = LiteRTRunner(result.tflite)  # raises RuntimeUnavailableError for Flex models
     reference = TensorflowModuleRunner(module)
     initial = reference.get_weights() if repeats or len(runtimes) > 1 else None  # before training, as both twins
-    fitted = fit_to_slots(dataset, *module.data_slots())
+    fitted = result.fitted  # the build fitted the data once
     plan = plan_batches(len(fitted.x), module.batch_size, steps=steps, epochs=epochs, seed=seed)
     model_info = _built_model_info(result)
     settings = _built_settings(result, plan, epochs, seed, dataset.name)

@@ -38,14 +38,6 @@ class Dataset:
     x_test: np.ndarray | Mapping[str, np.ndarray]
     y_test: np.ndarray | Mapping[str, np.ndarray]
 
-    def head(self, n: int) -> Dataset:
-        """The first ``n`` samples of each split (each array of a dict too)."""
-
-        def first(arrays: np.ndarray | Mapping[str, np.ndarray]) -> np.ndarray | Mapping[str, np.ndarray]:
-            return {k: v[:n] for k, v in arrays.items()} if isinstance(arrays, Mapping) else arrays[:n]
-
-        return Dataset(self.name, first(self.x), first(self.y), first(self.x_test), first(self.y_test))
-
     def describe(self) -> dict[str, object]:
         """Shapes and sizes for reports."""
         return {

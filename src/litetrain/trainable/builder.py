@@ -46,6 +46,8 @@ class BuildResult:
     verification: Verification | None
     timings: dict[str, float]
     output_dir: Path | None = None
+    fitted: Any = None
+    """The ``data`` given to :func:`build`, fitted to the train signature (FittedData), or None."""
 
     @property
     def variables(self) -> tuple[VariableInfo, ...]:
@@ -157,6 +159,7 @@ def build(
         adaptations = adapt_for_training(loaded.model, training_mode=layers == LAYERS_FIT)
         module = TrainableModule(loaded, loss_cfg, opt_cfg, batch_size, trainable, layers=layers)
         functions, rewritten = _trace(module, select_tf_ops)
+    fitted = _fit(module, dataset)  # data that does not fit the model fails before the conversion
     settings = _settings(module, trainable, select_tf_ops)
     out_dir = Path(output_dir) if output_dir is not None else None
     with staging_dir(out_dir) if out_dir is not None else contextlib.nullcontext(None) as staged:
@@ -166,9 +169,9 @@ def build(
         verification = None
         if not census.flex:
             with _timed(timings, "verify_s"):
-                verification = _verify(module, tflite, _samples(module, sample_x, dataset), tolerances or Tolerances())
+                verification = _verify(module, tflite, _samples(module, sample_x, fitted), tolerances or Tolerances())
         result = BuildResult(
-            module, tflite, census, loaded, settings, rewritten, adaptations, verification, timings, out_dir
+            module, tflite, census, loaded, settings, rewritten, adaptations, verification, timings, out_dir, fitted
         )
         if staged is not None:
             (staged / "model.tflite").write_bytes(tflite)
@@ -225,17 +228,24 @@ def _trace(module: TrainableModule, select_tf_ops: bool) -> tuple[dict[str, Any]
 VERIFY_SAMPLES = 8
 
 
-def _samples(module: TrainableModule, sample_x: Any, dataset: Dataset | None) -> tuple[Any, str]:
+def _fit(module: TrainableModule, dataset: Dataset | None) -> Any:
+    """The user's data fitted to the train signature (:class:`~litetrain.data.fit.FittedData`), or None."""
+    if dataset is None:
+        return None
+    from litetrain.data.fit import fit_to_slots
+
+    return fit_to_slots(dataset, *module.data_slots())
+
+
+def _samples(module: TrainableModule, sample_x: Any, fitted: Any) -> tuple[Any, str]:
     """Inputs for the post-conversion check and where they come from ("given", "data" or "synthetic")."""
     from litetrain.runtime.base import record
 
     if sample_x is not None:
         return sample_x, "given"
-    if dataset is None:
+    if fitted is None:
         return record(module.sample_inputs(VERIFY_SAMPLES)), "synthetic"
-    from litetrain.data.fit import fit_to_slots
-
-    return fit_to_slots(dataset.head(VERIFY_SAMPLES), *module.data_slots()).x, "data"
+    return fitted.x[:VERIFY_SAMPLES], "data"
 
 
 def _verify(module: TrainableModule, tflite: bytes, samples: tuple[Any, str], tol: Tolerances) -> Verification:
