@@ -36,8 +36,11 @@ def test_every_runner_in_runtime_is_registered():
                     "(docs/adding-a-runtime.md)")
 
 
-def test_only_the_worker_runs_out_of_process():
-    assert [e.name for e in RUNTIMES.values() if e.out_of_process] == ["worker"]
+def test_out_of_process_runtimes_use_the_worker_protocol():
+    from litetrain.runtime.worker import WorkerRunner
+
+    assert [e.name for e in RUNTIMES.values() if e.out_of_process] == ["worker", "arm64"]
+    assert all(issubclass(runner_class(e.name), WorkerRunner) for e in RUNTIMES.values() if e.out_of_process)
 
 
 def test_an_unknown_runtime_names_the_known_ones():

@@ -8,7 +8,7 @@ import traceback
 from collections.abc import Sequence
 
 from litetrain import __version__
-from litetrain.cli import build, check, compare, demo, export, federate, quantize, report, train
+from litetrain.cli import build, check, compare, demo, export, federate, quantize, report, runtimes, train
 from litetrain.errors import ExitCode, LitetrainError
 
 EXIT_CODES = """exit codes:
@@ -29,7 +29,7 @@ def make_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"litetrain {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (demo, build, check, compare, quantize, train, export, federate, report):
+    for module in (demo, build, check, compare, quantize, train, export, federate, report, runtimes):
         module.add_parser(sub)
     return parser
 

@@ -39,7 +39,7 @@ from litetrain.comparison.verdict import GROWTH_INCONSISTENT, Verdict
 from litetrain.config import Tolerances
 from litetrain.data.batching import BatchPlan
 from litetrain.data.fit import FittedData
-from litetrain.errors import LitetrainError, UsageError
+from litetrain.errors import LitetrainError, RuntimeUnavailableError, UsageError
 from litetrain.runtime.base import Runner
 
 INTERPRETER = "interpreter"
@@ -64,21 +64,39 @@ def parse_runtimes(value: str | Sequence[str] | None) -> tuple[str, ...]:
     """``--runtimes``: comma-separated runtime names (default ``interpreter``), in order, without repeats.
 
     The Interpreter always runs (it is the main comparison's candidate); naming it or not changes nothing else.
+    ``all`` is every runtime that runs a .tflite model and can run here (``arm64`` once installed).
 
     Raises:
         UsageError: an unknown name, listing the known ones.
+        RuntimeUnavailableError: a named runtime is not installed (exit code 3), naming the command that installs it.
     """
     if value is None:
         return DEFAULT_RUNTIMES
     parts = [p.strip() for p in (value.split(",") if isinstance(value, str) else value) if p and p.strip()]
     known = tflite_runtimes()
-    if any(p == "all" for p in parts):
+    every = any(p == "all" for p in parts)
+    if every:
         parts = list(known)
     unknown = [p for p in parts if p not in known]
     if unknown:
         raise UsageError(f"Unknown runtime(s) {unknown} in --runtimes.",
                          hint=f"Choose from {', '.join(known)} (comma-separated), or all.")
-    return tuple(dict.fromkeys([INTERPRETER, *parts]))
+    names = []
+    for name in dict.fromkeys([INTERPRETER, *parts]):
+        missing = _unavailable(name)
+        if missing is not None and not every:
+            raise missing  # exit code 3, naming the command that installs it
+        if missing is None:
+            names.append(name)  # ``all``: every runtime that can run here
+    return tuple(names)
+
+
+def _unavailable(name: str) -> RuntimeUnavailableError | None:
+    """Why runtime ``name`` cannot run here (a runner class may say so with ``unavailable()``), or None."""
+    from litetrain.runtime.registry import runner_class
+
+    check = getattr(runner_class(name), "unavailable", None)
+    return check() if check is not None else None
 
 
 @dataclasses.dataclass(frozen=True)
