@@ -155,7 +155,8 @@ def test_sigkill_mid_federation_then_resume_ends_bit_identical(uninterrupted, tm
     assert _complete(killed) == [1, 2, 3] and not list(killed.glob(".ckpt-*.tmp"))
     got, want = _arrays(killed, ROUNDS), _arrays(reference, ROUNDS)
     assert sorted(got) == sorted(want)
-    assert {k.split(".")[0] for k in got} == {"tflite", "tensorflow", "server"}  # both runtimes and FedAdam's state
+    # Both runtimes, the noise floor's run and FedAdam's state (the noise run's too: it resumes bit-identical as well).
+    assert {k.split(".")[0] for k in got} == {"tflite", "tensorflow", "tflite-perturbed", "server"}
     for name in want:
         assert got[name].dtype == want[name].dtype and np.array_equal(got[name], want[name]), name
     assert resumed["rounds"][-1]["accuracy"] == report["rounds"][-1]["accuracy"]

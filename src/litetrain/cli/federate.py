@@ -62,8 +62,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "fewer clients than that, each client actor gets more, so no actor sits idle)")
     c.add_argument("--verbose", action="store_true", help="show Flower's and Ray's logs, and the converter's full diagnostics on a failed conversion")
     o = p.add_argument_group("verdict and output")
-    o.add_argument("--atol", type=float, help="absolute tolerance for the global models (default 1e-05)")
-    o.add_argument("--rtol", type=float, help="relative tolerance for the global models (default 0.0001)")
+    o.add_argument("--no-noise-floor", dest="noise_floor", action="store_false",
+                   help="skip the noise run (a third federation, TFLite with a no-op perturbation, that measures "
+                   "the float32 noise floor of the federation); the fixed tolerances --atol/--rtol decide instead")
+    o.add_argument("--atol", type=float, help="absolute tolerance for the global models without a noise floor "
+                   "(default 1e-05)")
+    o.add_argument("--rtol", type=float, help="relative tolerance for the global models without a noise floor "
+                   "(default 0.0001)")
     o.add_argument("--fail-on", default=None, metavar="VERDICTS",
                    help="verdicts that exit with code 1 (default: inconsistent,unhealthy; 'none' never fails)")
     o.add_argument("--json", dest="json_out", default=None, metavar="OUT", help="write the result as JSON")
@@ -111,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
         checkpoint_dir=args.checkpoint_dir,
         resume=args.resume,
         tolerances=options.tolerances(args),
+        noise_floor=args.noise_floor,
         fail_on=parse_fail_on(args.fail_on),
         ray_address=args.ray_address,
         cpus_per_client=args.cpus_per_client,

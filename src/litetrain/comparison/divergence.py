@@ -98,6 +98,16 @@ class Divergence:
     comparable_until: int | None  # last step before the floor exceeds NOT_COMPARABLE of the weight scale
     loss_floor: list[float] = dataclasses.field(default_factory=list)  # per step, after the minimum floor
 
+    def ratio_growth(self) -> float:
+        """How much the distance/floor ratio grew from the first step beyond the floor to the end (1 within it)."""
+        if self.first_step_beyond_floor is None:
+            return 1.0
+        pairs = [(s, dist / fl) for s, dist, fl in zip(self.steps, self.distance, self.floor, strict=True)
+                 if s >= self.first_step_beyond_floor and fl > 0 and dist == dist]
+        if len(pairs) < 2 or pairs[0][1] <= 0:
+            return 1.0
+        return max(r for _, r in pairs) / pairs[0][1]
+
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["growth"] = self.growth.to_json()

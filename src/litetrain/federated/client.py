@@ -35,10 +35,18 @@ from litetrain.runtime.base import Runner
 
 
 class RuntimeKind(enum.StrEnum):
-    """The runtime of a federation's clients (travels in Flower config records as its plain string value)."""
+    """The runtime of a federation's clients (travels in Flower config records as its plain string value).
+
+    ``TFLITE_PERTURBED`` is the noise floor's federation: TFLite clients (XNNPACK, as fast as the TFLite
+    federation) that train every batch with its rows reversed (the same mean loss, another summation order); the
+    server starts it from initial weights moved by one unit in the last place. Nothing changes mathematically, so
+    how far it drifts from the TFLite federation is the float32 noise of the federation. (The builtin kernels
+    without XNNPACK, tried as well, doubled its cost on a small CNN and judged the same.)
+    """
 
     TFLITE = "tflite"
     TENSORFLOW = "tensorflow"
+    TFLITE_PERTURBED = "tflite-perturbed"
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -149,10 +157,14 @@ class LocalTrainer:
     def runner(self, runtime: str) -> Runner:
         """The runner of ``runtime``, created on first use (the TensorFlow one imports TensorFlow then)."""
         if runtime not in self._runners:
-            if runtime == RuntimeKind.TFLITE:
+            if runtime in (RuntimeKind.TFLITE, RuntimeKind.TFLITE_PERTURBED):
                 from litetrain.runtime.litert import LiteRTRunner
 
                 runner: Runner = LiteRTRunner(self.data.tflite, num_threads=self.num_threads)
+                if runtime == RuntimeKind.TFLITE_PERTURBED:
+                    from litetrain.comparison.noise import ReversedRowsRunner
+
+                    runner = ReversedRowsRunner(runner)
             elif runtime == RuntimeKind.TENSORFLOW:
                 if self._saved_model_dir is None:
                     if self.data.saved_model is None:
@@ -164,7 +176,7 @@ class LocalTrainer:
 
                 runner = SavedModelRunner(self._saved_model_dir)
             else:
-                raise UsageError(f"Unknown runtime {runtime!r}; expected tflite or tensorflow.")
+                raise UsageError(f"Unknown runtime {runtime!r}; expected tflite, tensorflow or tflite-perturbed.")
             # Read before any training: the optimizer's initial state, restored at the start of every round.
             names = set(self.data.weight_names)
             self._initial_state[runtime] = {k: v for k, v in runner.get_weights().items() if k not in names}

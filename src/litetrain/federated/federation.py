@@ -25,7 +25,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +33,23 @@ import numpy as np
 
 from litetrain._env import environment
 from litetrain._io import json_safe
+from litetrain.comparison.divergence import Divergence, weight_distance
+from litetrain.comparison.locate import Location
+from litetrain.comparison.noise import last_bit_perturbation
 from litetrain.comparison.verdict import DEFAULT_FAIL_ON, Verdict, parse_fail_on
 from litetrain.config import LossConfig, OptimizerConfig, Tolerances, TrainableSpec
 from litetrain.data.dataset import Dataset, load_dataset
 from litetrain.data.fit import class_indices, fit_to_model
 from litetrain.errors import DataError, UsageError
-from litetrain.federated.agreement import RoundAgreement, compare_round, learned, overall_verdict
+from litetrain.federated.agreement import (
+    RoundAgreement,
+    accuracy_gaps,
+    compare_round,
+    fleet_divergence,
+    floor_verdict,
+    learned,
+    overall_verdict,
+)
 from litetrain.federated.client import ClientData, RuntimeKind, extraction_root, make_client_app, zip_folder
 from litetrain.federated.cluster import (
     check_ray_address,
@@ -232,7 +243,7 @@ def _fingerprint(prepared: PreparedModel, initial: dict[str, np.ndarray], settin
     from litetrain.training.checkpoint import model_fingerprint
 
     keys = ("data", "clients", "local_epochs", "batch_size", "partition", "fraction_fit", "strategy", "proximal_mu",
-            "server_lr", "runtimes", "seed", "client_failure_rate", "straggler_rate")
+            "server_lr", "runtimes", "seed", "client_failure_rate", "straggler_rate", "noise_floor")
     return {**model_fingerprint(prepared.tflite, initial), "federation": {k: settings[k] for k in keys}}
 
 
@@ -262,10 +273,21 @@ class FederationOptions:
     resume: bool
     ray_address: str | None
     verbose: bool
+    noise_floor: bool = True
 
     @property
     def runtimes(self) -> tuple[RuntimeKind, ...]:
         return self.choice.runtimes
+
+    @property
+    def measures_floor(self) -> bool:
+        """The noise run trains only when two federations are compared and ``--no-noise-floor`` is not given."""
+        return self.noise_floor and self.choice is RuntimeChoice.BOTH
+
+    @property
+    def trained(self) -> tuple[RuntimeKind, ...]:
+        """Every federation the server trains: the runtimes, then the noise run (TFLite, the cheaper runtime)."""
+        return self.runtimes + ((RuntimeKind.TFLITE_PERTURBED,) if self.measures_floor else ())
 
     @property
     def uses_tensorflow(self) -> bool:
@@ -306,6 +328,7 @@ class FederationOptions:
             centralized=bool(given["centralized"]),
             checkpoint_dir=given["checkpoint_dir"],
             resume=bool(given["resume"]), ray_address=given["ray_address"], verbose=bool(given["verbose"]),
+            noise_floor=bool(given.get("noise_floor", True)),
         )
         options.check(model)
         return options
@@ -355,6 +378,7 @@ def federate(
     checkpoint_dir: str | Path | None = None,
     resume: bool = False,
     tolerances: Tolerances | None = None,
+    noise_floor: bool = True,
     fail_on: Any = None,
     ray_address: str | None = None,
     cpus_per_client: float | None = None,
@@ -383,7 +407,8 @@ def federate(
         centralized: Also train TensorFlow on the pooled shards as the reference accuracy.
         checkpoint_dir: Checkpoint the global model(s) there after every round (and keep the built model).
         resume: Continue from the newest checkpoint in ``checkpoint_dir``.
-        tolerances: atol/rtol for comparing the global models (default as ``check``).
+        tolerances: atol/rtol for the global models when no noise floor is measured (default as ``check``).
+        noise_floor: With both runtimes, judge them against a third federation (TFLite, a no-op perturbation).
         fail_on: Verdicts that make ``bool(result)`` False (default: inconsistent, unhealthy).
         ray_address: A Ray cluster to run on (default: ``RAY_ADDRESS``, else a local Ray on this machine).
         cpus_per_client: Ray CPUs per simulated client (default 1): how many clients train at once.
@@ -399,7 +424,7 @@ def federate(
         proximal_mu=proximal_mu, server_lr=server_lr, client_failure_rate=client_failure_rate,
         straggler_rate=straggler_rate, round_timeout=round_timeout, seed=seed, loss=loss, optimizer=optimizer,
         trainable=trainable, select_tf_ops=select_tf_ops, centralized=centralized, checkpoint_dir=checkpoint_dir,
-        resume=resume, tolerances=tolerances, fail_on=fail_on, ray_address=ray_address,
+        resume=resume, tolerances=tolerances, noise_floor=noise_floor, fail_on=fail_on, ray_address=ray_address,
         cpus_per_client=cpus_per_client, verbose=verbose)
     return Federation(options, model, data, on_round).run()
 
@@ -424,6 +449,7 @@ class Federation:
         self.resumed_from: int | None = None
         self.central: dict[str, Any] | None = None
         self.engine: dict[str, Any] = {}
+        self.history: dict[int, dict[str, dict[str, np.ndarray]]] = {}  # global models by round (noise floor only)
 
     def run(self) -> FederateResult:
         """The whole federation; the checkpoint folder's lock, Ray and temporary files are released at the end."""
@@ -458,7 +484,7 @@ class Federation:
         import_federated("flwr.simulation")  # fail before any work when the extra is missing (imports TensorFlow)
         with _quiet_flower(o.verbose):
             self.strategies = {rt: make_strategy(o.kind, proximal_mu=o.proximal_mu, server_lr=o.server_lr)
-                               for rt in o.runtimes}
+                               for rt in o.trained}
         import flwr
         import ray
 
@@ -534,6 +560,7 @@ class Federation:
             "trainable": prepared.build_info["settings"].get("trainable"),
             "atol": o.tol.a,
             "rtol": o.tol.r,
+            "noise_floor": o.measures_floor,
             "cpus_per_client": o.cpus,
             "what_travels": WHAT_TRAVELS,
             "tensorflow_clients_gradients": prepared.tf_gradients,
@@ -544,7 +571,9 @@ class Federation:
     def resume(self) -> None:
         """Starts from the initial weights, or from the newest checkpoint with ``--resume``."""
         o = self.options
-        self.globals = {rt: dict(self.initial) for rt in o.runtimes}
+        self.globals = {rt: dict(self.initial) for rt in o.trained}
+        if o.measures_floor:
+            self.globals[RuntimeKind.TFLITE_PERTURBED] = last_bit_perturbation(set(self.initial))(self.initial)
         self.init_eval = {rt: self.evaluators[rt](self.initial)[0] for rt in o.runtimes}
         if self.folder is None:
             return
@@ -561,9 +590,10 @@ class Federation:
             )
         self.start_round = self.resumed_from + 1
         self.rows = list(latest.state["rows"])
-        for rt in o.runtimes:
+        for rt in o.trained:
             self.globals[rt] = {n: latest.arrays[f"{rt}.{n}"] for n in self.prepared.weight_names}
             restore_strategy_state(self.strategies[rt], f"server.{rt}", latest.arrays)
+        self.history[self.resumed_from] = {rt: self.globals[rt] for rt in o.runtimes}
 
     def train_centralized(self) -> None:
         """The reference: TensorFlow on the pooled shards for rounds x local epochs (unless ``--no-centralized``)."""
@@ -581,6 +611,8 @@ class Federation:
         """Evaluates and compares a round's global models, checkpoints them and reports the round."""
         row = _round_record(rnd, outcomes, self.evaluators, self.options.tol, self.central)
         self.rows.append(row)
+        if self.options.measures_floor:  # where the runtimes part is located from the round before (locate_round)
+            self.history[rnd] = {rt: outcomes[rt].weights for rt in self.options.runtimes}
         self.checkpoint(rnd, outcomes)
         if self.on_round is not None:
             self.on_round(row)
@@ -590,7 +622,7 @@ class Federation:
         if self.store is None:
             return
         arrays = {f"{rt}.{n}": w for rt, o in outcomes.items() for n, w in o.weights.items()}
-        for rt in self.options.runtimes:
+        for rt in self.options.trained:
             arrays.update(strategy_state(self.strategies[rt], f"server.{rt}"))
         self.store.write(rnd, arrays, json_safe({"round": rnd, "rows": self.rows}))
 
@@ -610,7 +642,7 @@ class Federation:
         """The round loop the ServerApp runs, reporting each round to :meth:`record_round`."""
         o = self.options
         return ServerPlan(
-            runtimes=o.runtimes, num_clients=o.clients, rounds=o.rounds, start_round=self.start_round,
+            runtimes=o.trained, num_clients=o.clients, rounds=o.rounds, start_round=self.start_round,
             fraction_fit=o.fraction_fit, seed=o.seed, local_epochs=o.local_epochs, faults=o.faults,
             round_timeout=o.round_timeout, strategies=self.strategies, global_weights=self.globals,
             on_round=self.record_round,
@@ -668,6 +700,32 @@ class Federation:
         self.timings["simulation_s"] = time.perf_counter() - t0
         self.timings["ray_and_engine_overhead_s"] = self.timings["simulation_s"] - sum(
             r["wall_seconds"] for r in self.rows if r["round"] >= self.start_round)
+        if o.measures_floor:  # inside the simulation: the server's time for the noise run, and its clients' time
+            ran = [r["noise_floor"] for r in self.rows if r["round"] >= self.start_round and r.get("noise_floor")]
+            self.timings["noise_floor_s"] = sum(f["seconds"] for f in ran)
+            self.timings["noise_floor_clients_s"] = sum(f["client_seconds_total"] for f in ran)
+
+    def locate_round(self, rnd: int) -> Location | None:
+        """Where the runtimes part in round ``rnd``: its first participant's local steps in both runtimes from the
+        TensorFlow global model of the round before, re-synchronized before every step (``check``'s locate);
+        None when that global model is not at hand (a resumed federation) or nobody took part."""
+        from litetrain.comparison.locate import locate
+        from litetrain.data.batching import plan_batches
+        from litetrain.federated.faults import order_seed
+
+        o, row = self.options, self.rows[rnd - 1]
+        start = self.initial if rnd == 1 else self.history.get(rnd - 1, {}).get(RuntimeKind.TENSORFLOW)
+        if start is None or not row["participant_ids"] or self.tf_eval is None:
+            return None
+        client = int(row["participant_ids"][0])
+        shard = self.shards[client]
+        plan = plan_batches(len(shard), self.prepared.batch_size, epochs=o.local_epochs,
+                            seed=order_seed(o.seed, rnd, client))
+        names = self.prepared.weight_names
+        tf_runner, lite = (_OwnOptimizer(e.runner, e.state, start, names)
+                           for e in (self.tf_eval, self.evaluators[RuntimeKind.TFLITE]))
+        return locate(tf_runner, lite, self.fitted.x[shard], self.fitted.y[shard], plan, 0,
+                      {**self.tf_eval.state, **start}, list(names))
 
     def summarize(self) -> FederateResult:
         """The verdict and the result."""
@@ -675,7 +733,13 @@ class Federation:
         import ray
 
         o, prepared = self.options, self.prepared
-        verdict, explanation = _verdict(self.rows, self.init_eval, o.runtimes, o.tol, self.central)
+        floor = _FleetFloor.of(self.rows) if o.measures_floor else None
+        if floor is not None:
+            t0 = time.perf_counter()
+            first = floor.divergence.first_step_beyond_floor or 1
+            floor = dataclasses.replace(floor, location=self.locate_round(first), located_round=first)
+            self.timings["locate_s"] = time.perf_counter() - t0
+        verdict, explanation = _verdict(self.rows, self.init_eval, o.runtimes, o.tol, self.central, floor)
         self.timings["total_s"] = time.perf_counter() - self.t_start
         return FederateResult(
             verdict=verdict,
@@ -704,7 +768,46 @@ class Federation:
             engine=self.engine,
             environment={**environment(), "flwr": flwr.__version__, "ray": ray.__version__},
             timings=self.timings,
+            noise_floor=None if floor is None else {**NOISE_RUN, "runtime": RuntimeKind.TFLITE.value,
+                                                    "seconds": self.timings.get("noise_floor_s")},
+            divergence=None if floor is None else floor.to_json(),
         )
+
+
+class _OwnOptimizer(Runner):
+    """A runtime that takes only the model weights from ``set_weights`` and keeps its own optimizer state, as a
+    device does: locate re-synchronizes the weights of both runtimes before every step, never their optimizers
+    (a TFLite model built with another learning rate must show up as another update)."""
+
+    def __init__(self, inner: Runner, state: dict[str, np.ndarray], weights: dict[str, np.ndarray],
+                 names: tuple[str, ...]) -> None:
+        super().__init__()
+        self.inner, self.names = inner, set(names)
+        self.name = inner.name
+        self.train_inputs, self.infer_input, self.infer_outputs = (inner.train_inputs, inner.infer_input,
+                                                                   inner.infer_outputs)
+        self.weight_infos = inner.weight_infos
+        inner.set_weights({**state, **weights})  # the round's start: the runtime's own initial optimizer state
+
+    def _train_step_impl(self, x: np.ndarray, y: np.ndarray) -> float:
+        return self.inner.train_step(x, y)
+
+    def _infer_impl(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        return self.inner.infer(x)
+
+    def _get_weights_impl(self) -> dict[str, np.ndarray]:
+        return self.inner.get_weights()
+
+    def _set_weights_impl(self, weights: Mapping[str, np.ndarray]) -> None:
+        own = self.inner.get_weights()
+        self.inner.set_weights({k: weights[k] if k in self.names else v for k, v in own.items()})
+
+
+NOISE_RUN = {
+    "name": RuntimeKind.TFLITE_PERTURBED.value,
+    "description": "the same federation with TFLite clients that train every batch with its rows reversed (same "
+                   "mean, other summation order), from initial weights moved by one unit in the last place",
+}
 
 
 def _round_record(
@@ -712,10 +815,12 @@ def _round_record(
     central: dict[str, Any] | None,
 ) -> dict[str, Any]:
     t0 = time.perf_counter()
-    runtimes = list(outcomes)
-    first = outcomes[runtimes[0]]
+    noise = outcomes.get(RuntimeKind.TFLITE_PERTURBED)
+    compared = {rt: o for rt, o in outcomes.items() if rt != RuntimeKind.TFLITE_PERTURBED}
+    runtimes = list(compared)
+    first = compared[runtimes[0]]
     evals, outputs = {}, {}
-    for rt, outcome in outcomes.items():
+    for rt, outcome in compared.items():
         evals[rt], outputs[rt] = evaluators[rt](outcome.weights)
     row: dict[str, Any] = {
         "round": rnd,
@@ -727,31 +832,90 @@ def _round_record(
         "timed_out": list(first.timed_out),
         "accuracy": {rt: evals[rt]["accuracy"] for rt in runtimes},
         "loss": {rt: evals[rt]["loss"] for rt in runtimes},
-        "train_loss": {rt: o.train_loss for rt, o in outcomes.items()},
+        "train_loss": {rt: o.train_loss for rt, o in compared.items()},
         "centralized_accuracy": (central["accuracy_by_round"][rnd - 1]
                                  if central and len(central["accuracy_by_round"]) >= rnd else None),
-        "bytes": {rt: {"down": o.bytes_down, "up": o.bytes_up} for rt, o in outcomes.items()},
-        "seconds": {rt: o.seconds for rt, o in outcomes.items()},
-        "client_seconds": {rt: o.client_seconds for rt, o in outcomes.items()},
-        "client_seconds_total": {rt: o.client_seconds_total for rt, o in outcomes.items()},
-        "participants_by_runtime": {rt: len(o.participants) for rt, o in outcomes.items()},
+        "bytes": {rt: {"down": o.bytes_down, "up": o.bytes_up} for rt, o in compared.items()},
+        "seconds": {rt: o.seconds for rt, o in compared.items()},
+        "client_seconds": {rt: o.client_seconds for rt, o in compared.items()},
+        "client_seconds_total": {rt: o.client_seconds_total for rt, o in compared.items()},
+        "participants_by_runtime": {rt: len(o.participants) for rt, o in compared.items()},
         "agreement": None,  # TFLite against TensorFlow: with both runtimes only
         "verdict": None,
+        "noise_floor": None,  # the noise run against TFLite: with both runtimes, unless --no-noise-floor
     }
     if len(runtimes) == 2:
-        tfl, tf_ = outcomes[RuntimeKind.TFLITE], outcomes[RuntimeKind.TENSORFLOW]
+        tfl, tf_ = compared[RuntimeKind.TFLITE], compared[RuntimeKind.TENSORFLOW]
         same = tfl.participants == tf_.participants
+        usable = noise is not None and noise.participants == tfl.participants
         agreement = compare_round(rnd, tfl.weights, tf_.weights, outputs[RuntimeKind.TFLITE],
-                                  outputs[RuntimeKind.TENSORFLOW], tol, same)
+                                  outputs[RuntimeKind.TENSORFLOW], tol, same, noise.weights if usable else None)
         row["agreement"] = agreement.to_json()
         row["verdict"] = agreement.verdict.value
+        if noise is not None:
+            row["noise_floor"] = _noise_record(noise, tfl, evaluators[RuntimeKind.TFLITE],
+                                               outputs[RuntimeKind.TFLITE])
     row["wall_seconds"] = sum(o.seconds for o in outcomes.values()) + time.perf_counter() - t0
     return row
 
 
+def _noise_record(noise: RuntimeRound, tflite: RuntimeRound, evaluator: Evaluator,
+                  tflite_out: np.ndarray) -> dict[str, Any]:
+    """The noise run after a round: its distance from the TFLite federation, evaluated in TFLite."""
+    from litetrain.comparison import metrics
+
+    ev, out = evaluator(noise.weights)
+    return {
+        "weight_distance": weight_distance(noise.weights, tflite.weights, sorted(tflite.weights)),
+        "output_diff": metrics.max_abs(out, tflite_out),
+        "accuracy": ev["accuracy"],
+        "loss": ev["loss"],
+        "participants": len(noise.participants),
+        "same_participants": noise.participants == tflite.participants,
+        "seconds": noise.seconds,
+        "client_seconds_total": noise.client_seconds_total,
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class _FleetFloor:
+    """The federation's distance against its noise floor over the rounds, and what the verdict reads of it."""
+
+    divergence: Divergence
+    output_floor: float
+    accuracy: dict[str, list[float | None]]
+    location: Location | None = None
+    located_round: int | None = None
+
+    @classmethod
+    def of(cls, rows: list[dict[str, Any]]) -> _FleetFloor | None:
+        """None when some round has no usable noise run (it trained other participants, or a resumed federation's
+        earlier rounds were run without one): the fixed tolerance then judges."""
+        if not rows or not all(r.get("noise_floor") and r["noise_floor"]["same_participants"] for r in rows):
+            return None
+        floors = [r["noise_floor"] for r in rows]
+        loss = {"tflite": [r["loss"]["tflite"] for r in rows], "tensorflow": [r["loss"]["tensorflow"] for r in rows],
+                "noise": [f["loss"] for f in floors]}
+        divergence = fleet_divergence(_agreements(rows), [f["weight_distance"] for f in floors], loss)
+        accuracy = {"tflite": [r["accuracy"]["tflite"] for r in rows],
+                    "tensorflow": [r["accuracy"]["tensorflow"] for r in rows], "noise": [f["accuracy"] for f in floors]}
+        return cls(divergence, float(np.nan_to_num(floors[-1]["output_diff"])), accuracy)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.divergence.to_json(), "unit": "round", "accuracy": self.accuracy,
+                "accuracy_gaps": accuracy_gaps(self.accuracy), "output_floor_after": self.output_floor,
+                "ratio_growth": self.divergence.ratio_growth(),
+                "location": None if self.location is None else {**self.location.to_json(),
+                                                                "round": self.located_round}}
+
+
+def _agreements(rows: list[dict[str, Any]]) -> list[RoundAgreement]:
+    return [RoundAgreement(**{**r["agreement"], "verdict": Verdict(r["agreement"]["verdict"])}) for r in rows]
+
+
 def _verdict(
     rows: list[dict[str, Any]], initial: dict[str, dict[str, Any]], runtimes: tuple[str, ...], tol: Tolerances,
-    central: dict[str, Any] | None,
+    central: dict[str, Any] | None, floor: _FleetFloor | None = None,
 ) -> tuple[Verdict | None, str]:
     final = rows[-1]
     healthy = {rt: learned(initial[rt], {"accuracy": final["accuracy"][rt], "loss": final["loss"][rt]})
@@ -768,8 +932,11 @@ def _verdict(
                                        "the local epochs and the partition.")
         return None, (f"The {rt} federation learned: {trend} after {final['round']} rounds{ref}. Run with --runtime "
                       "both to compare it with the same federation in TensorFlow.")
-    agreements = [RoundAgreement(**{**r["agreement"], "verdict": Verdict(r["agreement"]["verdict"])}) for r in rows]
-    verdict, text = overall_verdict(agreements, healthy, tol)
+    if floor is not None:
+        verdict, text = floor_verdict(_agreements(rows), healthy, floor.divergence, floor.output_floor,
+                                      floor.accuracy, floor.location)
+    else:
+        verdict, text = overall_verdict(_agreements(rows), healthy, tol)
     accs = ", ".join(f"{rt} {final['accuracy'][rt]:.1%}" for rt in runtimes if final["accuracy"][rt] is not None)
     return verdict, f"{text} Final held-out accuracy: {accs}{ref}."
 

@@ -24,6 +24,10 @@ class FederateResult:
             ``agreement`` and the round's ``verdict`` (None with one runtime).
         initial: Held-out accuracy and loss of the initial global model, by runtime.
         centralized: The reference: TensorFlow trained on the pooled shards for the same total epochs.
+        noise_floor: The noise run (TFLite, a no-op perturbation) that measured the federation's float32 noise
+            floor, or None (one runtime, or ``--no-noise-floor``).
+        divergence: The TFLite-vs-TensorFlow distance of the global models against that floor per round, its
+            growth, and the held-out accuracy per round of both runtimes and the noise run; None without a floor.
     """
 
     verdict: Verdict | None
@@ -40,6 +44,8 @@ class FederateResult:
     engine: dict[str, Any]
     environment: dict[str, Any]
     timings: dict[str, float]
+    noise_floor: dict[str, Any] | None = None
+    divergence: dict[str, Any] | None = None
 
     def __bool__(self) -> bool:
         return self.passed
@@ -73,6 +79,8 @@ class FederateResult:
             "final_accuracy": self.final_accuracy,
             "centralized_accuracy": self.centralized_accuracy,
             "centralized": self.centralized,
+            "noise_floor": self.noise_floor,
+            "divergence": self.divergence,
             "checkpoint": self.checkpoint,
             "engine": self.engine,
             "environment": self.environment,
@@ -113,8 +121,9 @@ def render_federation(result: FederateResult) -> str:
     for rt in runtimes:
         head += f"  {'acc ' + rt:>15}  {'loss ' + rt:>15}"
     head += f"  {'central':>8}"
+    floor = result.divergence is not None
     if len(runtimes) == 2:
-        head += f"  {'|dw| max':>9}  {'verdict':>12}"
+        head += f"  {'|dw| max':>9}" + (f"  {'floor':>9}  {'x floor':>7}" if floor else "") + f"  {'verdict':>20}"
     head += f"  {'s/round':>8}  {'KiB':>8}"
     lines += [head, "  " + "-" * (len(head) - 2)]
     init = result.initial
@@ -130,7 +139,10 @@ def render_federation(result: FederateResult) -> str:
         line += f"  {_pct(r.get('centralized_accuracy')):>8}"
         if len(runtimes) == 2:
             a = r["agreement"]
-            line += f"  {a['max_abs_weight_diff']:>9.3g}  {r['verdict']:>12}"
+            line += f"  {a['max_abs_weight_diff']:>9.3g}"
+            if floor:
+                line += f"  {_num(a.get('noise_floor'), '.3g'):>9}  {_num(a.get('floor_ratio'), '.2g'):>7}"
+            line += f"  {r['verdict']:>20}"
         secs = sum(r["seconds"].values())
         kib = sum(b["down"] + b["up"] for b in r["bytes"].values()) / 1024
         line += f"  {secs:>8.2f}  {kib:>8.1f}"
@@ -143,6 +155,9 @@ def render_federation(result: FederateResult) -> str:
     if result.centralized:
         lines.append(f"centralized TensorFlow on the pooled shards ({result.centralized['epochs']} epochs): "
                      f"{_pct(result.centralized['accuracy'])}")
+    if result.noise_floor:
+        lines.append(f"noise floor: {result.noise_floor['description']} "
+                     f"({_num(result.noise_floor.get('seconds'), '.2f')} s of the simulation)")
     if result.checkpoint and result.checkpoint.get("resumed_from_round"):
         lines.append(f"resumed after round {result.checkpoint['resumed_from_round']} from "
                      f"{result.checkpoint['directory']}")
