@@ -181,7 +181,7 @@ def _built_twins(result: Any, reference: Any, candidate: Any, fitted: Any, *, fl
     from litetrain.runtime.litert import LiteRTRunner
 
     module = result.module
-    weight_names = {v.name for v in result.variables if v.role == "weight"}
+    weight_names = {v.name for v in result.variables if v.role in ("weight", "state")}  # BatchNorm statistics too
     return Twins(
         reference=reference,
         candidate=candidate,
@@ -190,7 +190,8 @@ def _built_twins(result: Any, reference: Any, candidate: Any, fitted: Any, *, fl
         weight_names=weight_names,
         layer_of={v.name: v.path.split("/")[-2] if "/" in v.path else v.path for v in result.variables},
         perturbations=standard_perturbations(
-            reference, lambda **kw: LiteRTRunner(result.tflite, **kw), weight_names) if noise_floor else [],
+            reference, lambda **kw: LiteRTRunner(result.tflite, **kw), weight_names,
+            row_order_is_noop=not module.random_draws) if noise_floor else [],
         forward_locator=(lambda x: locate_forward(module.model, result.tflite, x)) if len(module.inputs) == 1 else None,
     )
 

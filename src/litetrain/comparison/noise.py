@@ -89,6 +89,8 @@ def standard_perturbations(
     reference: Runner,
     candidate_factory: Callable[..., Runner] | None,
     weight_names: set[str],
+    *,
+    row_order_is_noop: bool = True,
 ) -> list[Perturbation]:
     """The default set: two TensorFlow perturbations and, for a TFLite candidate, three kernel-path perturbations.
 
@@ -96,15 +98,20 @@ def standard_perturbations(
         reference: The TensorFlow twin's runner (reused: it is reset to the initial weights for each run).
         candidate_factory: ``f(kernels=..., num_threads=...) -> Runner`` making fresh interpreters of the same model.
         weight_names: Names of the model weights (not optimizer state), for the last-bit perturbation.
+        row_order_is_noop: False for a train step that draws dropout masks or noise by position in the batch:
+            reversing the rows then trains another (equally valid) model, not the same one in another summation
+            order, so that perturbation is left out.
     """
     perturbations = [
-        Perturbation("tensorflow:summation-order", REFERENCE_SIDE,
-                     "TensorFlow with the rows of every batch reversed (same mean, other summation order)",
-                     lambda: ReversedRowsRunner(reference)),
         Perturbation("tensorflow:last-bit-init", REFERENCE_SIDE,
                      "TensorFlow from initial weights moved by one unit in the last place",
                      lambda: reference, last_bit_perturbation(weight_names)),
     ]
+    if row_order_is_noop:
+        perturbations.insert(0, Perturbation(
+            "tensorflow:summation-order", REFERENCE_SIDE,
+            "TensorFlow with the rows of every batch reversed (same mean, other summation order)",
+            lambda: ReversedRowsRunner(reference)))
     if candidate_factory is not None:
         from litetrain.runtime.litert import Kernels
 

@@ -468,11 +468,13 @@ class _Job:
 
         module, built, reference, fitted, plan = run.module, run.built, run.reference, run.fitted, run.plan
         factory: Callable[..., Any] = lambda **kw: LiteRTRunner(content, **kw)  # noqa: E731
-        weight_names = {v.name for v in built.variables if v.role == "weight"}
+        weight_names = {v.name for v in built.variables if v.role in ("weight", "state")}
         twins = Twins(
             reference=reference, candidate=candidate, fresh_candidate=factory, weight_names=weight_names,
             layer_of={v.name: v.path.split("/")[-2] if "/" in v.path else v.path for v in built.variables},
-            perturbations=standard_perturbations(reference, factory, weight_names) if run.noise_floor else [],
+            perturbations=standard_perturbations(reference, factory, weight_names,
+                                                 row_order_is_noop=not module.random_draws)
+            if run.noise_floor else [],
         )
         comp = run_comparison(
             kind="quantize", twins=twins, data=fitted, plan=plan, tol=Tolerances(),

@@ -122,6 +122,8 @@ class TrainableModule(tf.Module):
         if layers not in LAYER_MODES:
             raise UsageError(f"--layers must be one of {', '.join(LAYER_MODES)}; received {layers!r}.")
         self.layers = layers
+        self.random_draws = 0
+        """How many random tensors (dropout masks, noise) the traced train step draws."""
         model = loaded.model
         self.framework = loaded.framework
         self.model = model
@@ -271,8 +273,10 @@ class TrainableModule(tf.Module):
         fit = self.layers == LAYERS_FIT
         keras3 = self.framework is Framework.KERAS3
         randomness = counter_randomness(self.optimizer.iterations, keras3) if fit else _nothing()
-        with tf.GradientTape() as tape, randomness:
+        with tf.GradientTape() as tape, randomness as draws:
             outs = self._forward(xs, training=fit)
+            # Set while tracing: the step draws random masks, so a batch's row order is no longer a no-op.
+            self.random_draws = draws.count if draws is not None else 0
             terms = [fn(y, o) for fn, y, o in zip(self._loss_fns, ys, outs, strict=True)]
             terms = [t if o.weight == 1.0 else tf.cast(o.weight, t.dtype) * t for t, o in zip(terms, self.outputs, strict=True)]
             loss = tf.add_n(terms) if len(terms) > 1 else terms[0]

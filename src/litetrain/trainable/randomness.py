@@ -145,12 +145,15 @@ def _uniform(draws: _Draws, shape: Any, minval: float = 0.0, maxval: float | Non
 
 
 @contextlib.contextmanager
-def counter_randomness(step: Any, keras3: bool = True) -> Iterator[None]:
+def counter_randomness(step: Any, keras3: bool = True) -> Iterator[_Draws]:
     """While tracing a train step, the Keras flavour's dropout, normal and uniform draws use the hash.
 
     Args:
         step: int32 scalar tensor, the optimizer's step counter before this step's update.
         keras3: Patch Keras 3's TensorFlow backend (True) or tf_keras's RandomGenerator (False).
+
+    Yields:
+        The draws so far (``.count``: how many random tensors the traced step draws).
     """
     draws = _Draws(tf.math.floormod(tf.cast(step, tf.int32), _MASK))
     patches = _keras3_patches(draws) if keras3 else _tf_keras_patches(draws)
@@ -158,7 +161,7 @@ def counter_randomness(step: Any, keras3: bool = True) -> Iterator[None]:
     try:
         for owner, name, replacement in patches:
             setattr(owner, name, replacement)
-        yield
+        yield draws
     finally:
         for owner, name, original in saved:
             setattr(owner, name, original)
