@@ -18,4 +18,10 @@ if { ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; }
     && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
+# The arm64 runtime (ARM64 kernels under qemu-user; tests/runtime/test_arm64.py) from Debian and PyPI into
+# ~/.cache/litetrain, without touching the host; its tests skip where it cannot be installed (no apt, no network).
+if [ ! -x "${LITETRAIN_CACHE:-$HOME/.cache/litetrain}/arm64/python" ] && command -v apt-get >/dev/null \
+    && command -v dpkg >/dev/null; then
+  .venv/bin/litetrain runtimes install arm64 >/dev/null || echo "arm64 runtime not installed; its tests skip" >&2
+fi
 .venv/bin/python -m pytest -q "$@"
