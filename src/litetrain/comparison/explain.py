@@ -27,27 +27,7 @@ def explain(
     ref: str,
     cand: str,
 ) -> str:
-    """The explanation paragraph of a comparison, the health checks' notes (a run too short to judge) after it."""
-    notes = "".join(f" Note: {n}." for n in dict.fromkeys(n for h in health for n in h.notes))
-    return _paragraph(verdict, cause, train, after, divergence, floor, float64, health, location, initial, tol,
-                      ref, cand) + notes
-
-
-def _paragraph(
-    verdict: Verdict,
-    cause: str,
-    train: TrainComparison,
-    after: InferenceComparison,
-    divergence: Divergence | None,
-    floor: dict[str, Any] | None,
-    float64: dict[str, Any] | None,
-    health: list[Health],
-    location: Location | None,
-    initial: dict[str, Any],
-    tol: Tolerances,
-    ref: str,
-    cand: str,
-) -> str:
+    """The explanation paragraph of a comparison (:func:`health_notes` follow it)."""
     acc = after.accuracy
     acc_text = (f" Test accuracy after training: {ref} {acc[ref]:.1%}, {cand} {acc[cand]:.1%}."
                 if acc.get(ref) is not None and acc.get(cand) is not None else "")
@@ -94,3 +74,8 @@ def _paragraph(
                 f"|diff| <= {tol.a:g} + {tol.r:g} * |reference| (the noise floor was not measured).")
     return (f"{cand} trains like {ref}: {measured}{floor_text}{f64_text} These differences are float32 rounding "
             "(different kernels sum in a different order), not a difference in what is computed.")
+
+
+def health_notes(health: list[Health]) -> str:
+    """The health checks' notes (a run too short to judge learning), as sentences to follow the explanation."""
+    return "".join(f" Note: {n}." for n in dict.fromkeys(n for h in health for n in h.notes))

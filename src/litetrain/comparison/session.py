@@ -372,14 +372,14 @@ class _Comparison:
     def result(self, kind: str, model_info: dict[str, Any], data_info: dict[str, Any], settings: dict[str, Any],
                fail_on: frozenset[Verdict]) -> ComparisonResult:
         """The comparison result, with its explanation."""
-        from litetrain.comparison.explain import explain
+        from litetrain.comparison.explain import explain, health_notes
 
         train = self.train_comparison()
         settings = {**settings, "tolerances": {"atol": self.tol.a, "rtol": self.tol.r},
                     "noise_floor": self.analyse, "float64_reference": self.float64_info is not None}
         explanation = explain(self.verdict, self.cause, train, self.after, self.divergence, self.floor_info,
                               self.float64_info, self.health, self.location, self.initial, self.tol,
-                              self.reference.name, self.candidate.name)
+                              self.reference.name, self.candidate.name) + health_notes(self.health)
         return ComparisonResult(
             kind=kind,
             verdict=self.verdict,
