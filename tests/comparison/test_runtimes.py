@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import shlex
 
 import pytest
 
 from litetrain.api import check
+from litetrain.cli.app import make_parser
 from litetrain.comparison.runtimes import parse_runtimes
 from litetrain.config import Optimizer, OptimizerConfig
 from litetrain.errors import UsageError
+from litetrain.reporting.comparison_page import reproduce_command
 from litetrain.reporting.console import render_comparison
+from litetrain.reporting.html import render_html
 from tests import models
 from tests.reporting.schema_doc import assert_documented
 
@@ -48,6 +52,11 @@ def test_check_with_every_tflite_runtime(tmp_path):
     saved = json.loads(result.save(tmp_path / "r.json").read_text())
     assert saved["runtimes"]["compiled"]["verdict"] == result.verdict.value
     assert_documented(saved, closed=False)
+    page = render_html(saved)
+    assert 'id="runtimes"' in page and "fig-runtimes" in page  # a table row and a loss curve per runtime
+    command = reproduce_command(saved)
+    assert command.endswith("--runtimes interpreter,compiled,worker") and "--runtimes interpreter,compiled,worker" in page
+    assert make_parser().parse_args(shlex.split(command)[1:]).runtimes == "interpreter,compiled,worker"
     text = render_comparison(result)
     assert "runtimes: each trained the same 24 batches" in text
     assert [line.split()[0] for line in text.splitlines() if line.split()[:1] and line.split()[0] in names

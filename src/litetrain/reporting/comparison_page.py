@@ -56,7 +56,7 @@ def comparison_page(result: dict[str, Any]) -> Page:
     )
     page.highlights = _highlights(src, ref, cand)
     for section in (_training(src, ref, cand), _inference(src, ref, cand), _per_layer(src),
-                    _floor(src), _float64(src, ref, cand), _repeats(src), _checks(src),
+                    _floor(src), _float64(src, ref, cand), _repeats(src), _runtimes(src, ref), _checks(src),
                     census_section(src), environment_section(src), _settings(src)):
         if section is not None:
             page.sections.append(section)
@@ -345,6 +345,29 @@ def _repeats(src: Source) -> Section | None:
         figures=figures, tables=[Table("repeats-table", ["", "mean", "std", "min", "max"], rows)])
 
 
+def _runtimes(src: Source, ref: str) -> Section | None:
+    """``--runtimes``: a row per LiteRT runtime and one curve per runtime of its loss difference to TensorFlow."""
+    rows_by_name = src.mapping("runtimes")
+    if not rows_by_name:
+        return None
+    columns = [("largest loss diff", "max_abs_loss_diff", "num"), ("largest weight diff", "max_abs_weight_diff", "num"),
+               ("vs floor", "floor_ratio", "num"), ("steps/s", "steps_per_second", "num"),
+               ("= interpreter", "identical_to_interpreter", "bool"), ("checkpoint exact", "checkpoint_exact", "bool"),
+               ("verdict", "verdict", "text")]
+    rows: list[list[str | Cell]] = [[name, *[src.cell("runtimes", name, key, fmt=fmt) for _, key, fmt in columns]]
+                                    for name in rows_by_name]
+    reference = [_num(v) for v in src.sequence("train", "loss", ref)]
+    series = {name: [abs(_num(a) - b) for a, b in zip(row.get("loss") or [], reference, strict=False)]
+              for name, row in rows_by_name.items()}
+    figures = [Figure("fig-runtimes", "Loss difference to TensorFlow per step, one curve per runtime",
+                      plots.lines("fig-runtimes", series, ylabel=f"|loss - {ref} loss|", logy=True),
+                      ["Steps where a runtime's loss equals TensorFlow's exactly are not drawn (log scale)."])]
+    return Section("runtimes", "Every LiteRT runtime", intro=[
+        "Each runtime trained a fresh copy of the same model.tflite from TensorFlow's initial weights on the same "
+        "batches; differences are to TensorFlow, judged against the noise floor measured above."],
+        figures=figures, tables=[Table("runtimes-table", ["runtime", *[c[0] for c in columns]], rows)])
+
+
 def _checks(src: Source) -> Section | None:
     checks = src.sequence("checks")
     health = src.sequence("health")
@@ -439,6 +462,9 @@ def reproduce_command(result: dict[str, Any]) -> str:
         args += ["--fail-on", ",".join(fail_on) or "none"]
     if src.get("repeats", "k") is not None:
         args += ["--repeats", str(src.get("repeats", "k"))]
+    runtimes = s.get("runtimes")
+    if isinstance(runtimes, list) and runtimes != ["interpreter"]:
+        args += ["--runtimes", ",".join(str(r) for r in runtimes)]
     return shlex.join(args)
 
 
