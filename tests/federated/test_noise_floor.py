@@ -181,3 +181,29 @@ def test_a_tflite_fleet_with_the_wrong_learning_rate_is_inconsistent(tmp_path: P
     assert data["divergence"]["location"]["step"] == 1
     assert all(r["noise_floor"]["weight_distance"] < 1e-3 for r in data["rounds"])  # the noise run stays close
     assert np.isfinite(data["timings_s"]["noise_floor_s"])
+
+
+def test_row_order_is_a_noop_unless_the_step_draws_masks_by_position(tmp_path: Path) -> None:
+    """The noise run reverses each batch's rows only where that changes nothing but the summation order: a model
+    whose train step draws dropout masks by position would train another model (an inflated floor)."""
+    import keras
+
+    from litetrain.data.dataset import load_dataset
+    from litetrain.federated.evaluation import row_order_is_noop
+    from litetrain.federated.model import prepare_model
+    from litetrain.runtime.litert import LiteRTRunner
+
+    x = load_dataset("digits").x[:16].astype(np.float32)
+    y = np.arange(16) % 10
+    for name, dropout in (("plain", False), ("dropout", True)):
+        keras.utils.set_random_seed(1)
+        layers = [keras.Input((8, 8)), keras.layers.Flatten(), keras.layers.Dense(16, activation="relu")]
+        layers += [keras.layers.Dropout(0.5)] if dropout else []
+        model = keras.Sequential([*layers, keras.layers.Dense(10)])
+        (tmp_path / name).mkdir()
+        built = prepare_model(model, tmp_path / name, batch_size=16, loss="sparse_categorical_crossentropy",
+                              tensorflow_twin=False)
+        runner = LiteRTRunner(built.tflite)
+        before = runner.get_weights()
+        assert row_order_is_noop(runner, x, y) is not dropout, name
+        assert all(np.array_equal(before[k], v) for k, v in runner.get_weights().items())  # left as it was

@@ -62,6 +62,9 @@ class ClientData:
         weight_names: The variables that travel (trainable weights).
         batch_size: The train signature's fixed batch.
         learning_rate: The local optimizer's learning rate (used by FedProx's proximal step).
+        noise_reverses_rows: Whether the noise run (``TFLITE_PERTURBED``) reverses the rows of every batch: not
+            when the train step draws dropout masks or noise by position in the batch (then another row order
+            trains another model, not the same one in another summation order).
     """
 
     key: str
@@ -73,6 +76,7 @@ class ClientData:
     weight_names: tuple[str, ...]
     batch_size: int
     learning_rate: float
+    noise_reverses_rows: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,7 +165,7 @@ class LocalTrainer:
                 from litetrain.runtime.litert import LiteRTRunner
 
                 runner: Runner = LiteRTRunner(self.data.tflite, num_threads=self.num_threads)
-                if runtime == RuntimeKind.TFLITE_PERTURBED:
+                if runtime == RuntimeKind.TFLITE_PERTURBED and self.data.noise_reverses_rows:
                     from litetrain.comparison.noise import ReversedRowsRunner
 
                     runner = ReversedRowsRunner(runner)

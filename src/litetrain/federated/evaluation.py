@@ -97,4 +97,26 @@ def train_centralized(
             "seconds": time.perf_counter() - start}
 
 
-__all__ = ["Evaluator", "class_labels", "heldout_loss", "train_centralized"]
+def row_order_is_noop(runner: Runner, x: np.ndarray, y: np.ndarray) -> bool:
+    """Whether one train step on a batch and on the same batch with its rows reversed give the same update, up to
+    float32 rounding (not so when the step draws dropout masks or noise by position in the batch).
+
+    The runner is left at the weights it had.
+    """
+    from litetrain.comparison.divergence import weight_distance
+    from litetrain.comparison.locate import UPDATE_MISMATCH
+
+    start = runner.get_weights()
+    after = []
+    for rows in (slice(None), slice(None, None, -1)):
+        runner.set_weights(start)
+        runner.train_step(x[rows], y[rows])
+        after.append(runner.get_weights())
+    runner.set_weights(start)
+    names = [n for n, v in start.items() if np.issubdtype(np.asarray(v).dtype, np.floating)]
+    update = weight_distance(after[0], start, names)
+    differ = weight_distance(after[0], after[1], names)
+    return bool(differ <= UPDATE_MISMATCH * update) if update > 0 else differ == 0
+
+
+__all__ = ["Evaluator", "class_labels", "heldout_loss", "row_order_is_noop", "train_centralized"]

@@ -61,7 +61,13 @@ from litetrain.federated.cluster import (
     remove_remote_extractions,
     requested_address,
 )
-from litetrain.federated.evaluation import Evaluator, class_labels, heldout_loss, train_centralized
+from litetrain.federated.evaluation import (
+    Evaluator,
+    class_labels,
+    heldout_loss,
+    row_order_is_noop,
+    train_centralized,
+)
 from litetrain.federated.faults import FaultSettings
 from litetrain.federated.model import (
     PreparedModel,
@@ -530,6 +536,9 @@ class Federation:
         if RuntimeKind.TENSORFLOW in o.runtimes:
             assert self.tf_eval is not None
             self.evaluators[RuntimeKind.TENSORFLOW] = self.tf_eval
+        first = self.shards[0][:prepared.batch_size]
+        self.reverses_rows = (o.measures_floor
+                              and row_order_is_noop(lite, self.fitted.x[first], self.fitted.y[first]))
         self.timings["setup_s"] = time.perf_counter() - t0
         self.settings = self.describe_settings()
 
@@ -636,6 +645,7 @@ class Federation:
             else None,
             x=self.fitted.x, y=self.fitted.y, shards=tuple(self.shards), weight_names=prepared.weight_names,
             batch_size=prepared.batch_size, learning_rate=prepared.learning_rate,
+            noise_reverses_rows=self.reverses_rows,
         )
 
     def server_plan(self) -> ServerPlan:
@@ -768,8 +778,10 @@ class Federation:
             engine=self.engine,
             environment={**environment(), "flwr": flwr.__version__, "ray": ray.__version__},
             timings=self.timings,
-            noise_floor=None if floor is None else {**NOISE_RUN, "runtime": RuntimeKind.TFLITE.value,
-                                                    "seconds": self.timings.get("noise_floor_s")},
+            noise_floor=None if floor is None else {
+                **NOISE_RUN, "runtime": RuntimeKind.TFLITE.value, "reversed_rows": self.reverses_rows,
+                "seconds": self.timings.get("noise_floor_s"),
+                **({} if self.reverses_rows else {"description": NOISE_RUN_ORDERED})},
             divergence=None if floor is None else floor.to_json(),
         )
 
@@ -803,6 +815,9 @@ class _OwnOptimizer(Runner):
         self.inner.set_weights({k: weights[k] if k in self.names else v for k, v in own.items()})
 
 
+NOISE_RUN_ORDERED = ("the same federation with TFLite clients from initial weights moved by one unit in the last "
+                     "place (the rows of each batch keep their order: this train step draws random masks by "
+                     "position in the batch, so reversing them would train another model)")
 NOISE_RUN = {
     "name": RuntimeKind.TFLITE_PERTURBED.value,
     "description": "the same federation with TFLite clients that train every batch with its rows reversed (same "
