@@ -157,6 +157,12 @@ def test_a_chaotic_clean_federation_passes_against_its_noise_floor(chaotic) -> N
     assert set(result.rounds[-1]["accuracy"]) == {"tflite", "tensorflow"}
 
 
+def test_the_federation_page_shows_the_distance_against_the_floor(chaotic) -> None:
+    _, html = chaotic
+    text = html.read_text()
+    assert "fig-federated-floor" in text and "noise floor" in text
+
+
 def test_a_tflite_fleet_with_the_wrong_learning_rate_is_inconsistent(tmp_path: Path, capsys) -> None:
     """A real defect in one runtime: the TFLite clients' model was built with SGD at 0.1, the TensorFlow clients'
     at 0.2 (same initial weights). Exit 1 with the located step, as ``check`` would name it."""

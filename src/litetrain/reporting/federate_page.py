@@ -35,7 +35,8 @@ def federate_page(result: dict[str, Any]) -> Page:
                            for r in rounds)]
         # Round 0 is the initial global model, when the result has it for every runtime plotted.
         start = bool(runtimes) and all(src.number("initial", rt, "accuracy") is not None for rt in runtimes)
-        figures = (_accuracy_figure(src, rounds, xs, runtimes, start), _agreement_figure(src, rounds, xs))
+        figures = (_accuracy_figure(src, rounds, xs, runtimes, start), _floor_figure(src),
+                   _agreement_figure(src, rounds, xs))
         section.figures += [f for f in figures if f is not None]
         loss = _federated_loss_figure(src, rounds, start)
         if loss is not None:
@@ -138,6 +139,34 @@ def _agreement_figure(src: Source, rounds: list[Mapping[str, Any]], xs: list[Any
         "fig-federated-agreement", "TFLite vs TensorFlow global model per round",
         plots.lines("fig-federated-agreement", agreement, x=xs, xlabel="round",
                     ylabel="|TFLite - TensorFlow|", logy=True, markers=True, styles=agreement_styles),
+        caption)
+
+
+def _floor_figure(src: Source) -> Figure | None:
+    """The TFLite-vs-TensorFlow distance of the global models per round over the federation's noise-floor band,
+    as check's page draws a training's (the verdict's basis when a noise floor was measured)."""
+    rounds = src.sequence("divergence", "steps")
+    floor = src.sequence("divergence", "floor")
+    if not rounds or not floor:
+        return None
+    caption: list[str | Cell] = [
+        "Largest weight difference between the TFLite and TensorFlow global models after each round. Shaded: the "
+        "float32 noise floor, how far the same federation re-run with a no-op perturbation (", src.cell(
+            "noise_floor", "description", fmt="text"), ") drifts from the TFLite one; dashed: the limit, ",
+        src.cell("divergence", "floor_factor", fmt="ratio"), " the floor. Largest distance / floor: ",
+        src.cell("divergence", "weight_max_ratio", fmt="ratio"), "; growth per round ",
+        src.cell("divergence", "growth", "rate_per_step"), " (floor ",
+        src.cell("divergence", "floor_growth", "rate_per_step"), ")."]
+    if src.get("divergence", "comparable_until") is not None:
+        caption += [" Single federations stop being comparable after round ",
+                    src.cell("divergence", "comparable_until", fmt="int"),
+                    ": the held-out accuracy per round is what compares."]
+    return Figure(
+        "fig-federated-floor", "TFLite vs TensorFlow global model against the noise floor",
+        plots.difference_vs_floor("fig-federated-floor", {"|TFLite - TensorFlow|": src.sequence("divergence",
+                                                                                                 "distance")},
+                                  floor, factor=src.number("divergence", "floor_factor"), x=list(rounds),
+                                  xlabel="round", ylabel="largest |weight difference|"),
         caption)
 
 
