@@ -11,7 +11,7 @@ from litetrain.api import check
 from litetrain.cli.app import make_parser
 from litetrain.comparison.runtimes import parse_runtimes
 from litetrain.config import Optimizer, OptimizerConfig
-from litetrain.errors import UsageError
+from litetrain.errors import RuntimeUnavailableError, UsageError
 from litetrain.reporting.comparison_page import reproduce_command
 from litetrain.reporting.console import render_comparison
 from litetrain.reporting.html import render_html
@@ -27,8 +27,10 @@ def test_parse_runtimes(tmp_path, monkeypatch):
     assert parse_runtimes("compiled") == ("interpreter", "compiled")  # the interpreter always runs
     assert parse_runtimes(" interpreter , compiled,compiled") == ("interpreter", "compiled")
     assert parse_runtimes("all") == ("interpreter", "compiled", "worker")
-    with pytest.raises(UsageError, match=r"Unknown runtime\(s\) \['wasm'\]"):
-        parse_runtimes("interpreter,wasm")
+    with pytest.raises(UsageError, match=r"Unknown runtime\(s\) \['gpu'\]"):
+        parse_runtimes("interpreter,gpu")
+    with pytest.raises(RuntimeUnavailableError, match="wasm runtime is not installed"):
+        parse_runtimes("wasm")  # known, not installed: exit code 3 naming the install command
 
 
 def test_check_with_every_tflite_runtime(tmp_path):

@@ -39,13 +39,13 @@ def test_every_runner_in_runtime_is_registered():
 def test_out_of_process_runtimes_use_the_worker_protocol():
     from litetrain.runtime.worker import WorkerRunner
 
-    assert [e.name for e in RUNTIMES.values() if e.out_of_process] == ["worker", "arm64"]
+    assert [e.name for e in RUNTIMES.values() if e.out_of_process] == ["worker", "arm64", "wasm"]
     assert all(issubclass(runner_class(e.name), WorkerRunner) for e in RUNTIMES.values() if e.out_of_process)
 
 
 def test_an_unknown_runtime_names_the_known_ones():
     with pytest.raises(UsageError, match="interpreter, compiled, worker"):
-        runtime("wasm")
+        runtime("gpu-delegate")
 
 
 def test_listing_runtimes_imports_no_tensorflow():

@@ -9,7 +9,7 @@ HELP = "list the runtimes litetrain trains on and whether they work here; 'insta
 EPILOG = """install fetches from package registries only, into $LITETRAIN_CACHE or ~/.cache/litetrain, never changing
 the host: arm64 = Debian's qemu-user-static and an arm64 Python 3.11 sysroot (apt-get download + dpkg -x) and the
 aarch64 wheels of this ai-edge-litert and numpy (pip download); wasm = npm install @litertjs/core. check and demo
-then take --runtimes arm64 (the ARM64 kernels a phone runs, emulated: slow)."""
+then take --runtimes arm64 (the ARM64 kernels a phone runs, emulated: slow) and wasm (LiteRT.js in Node)."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -31,7 +31,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"runtimes (cache: {cache_dir()}):")
     states = {s.name: s for s in status(probe=args.probe)}
     rows = [(name, entry.description) for name, entry in RUNTIMES.items()]
-    rows.append(("wasm", "LiteRT.js (@litertjs/core, WebAssembly/XNNPACK); verified by hand, no runner yet"))
     width = max(len(name) for name, _ in rows)
     for name, description in rows:
         print(f"  {name:<{width}}  {description}" + (_state(states[name]) if name in states else ""))

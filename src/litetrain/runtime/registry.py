@@ -50,6 +50,9 @@ RUNTIMES: dict[str, RuntimeEntry] = {e.name: e for e in (
     RuntimeEntry("arm64", "litetrain.runtime.arm64:Arm64Runner", "tflite",
                  "the aarch64 LiteRT interpreter (ARM64/NEON kernels, a phone's CPU) under qemu-user, in a worker "
                  "process (litetrain runtimes install arm64)", out_of_process=True),
+    RuntimeEntry("wasm", "litetrain.runtime.wasm:WasmRunner", "tflite",
+                 "LiteRT.js (WebAssembly/XNNPACK, a web app's runtime) in Node, in a worker process "
+                 "(litetrain runtimes install wasm)", out_of_process=True),
     RuntimeEntry("tensorflow", "litetrain.runtime.tensorflow:TensorflowModuleRunner", "module",
                  "the TensorFlow twin: a TrainableModule's train step with TensorFlow's own gradients"),
     RuntimeEntry("saved-model", "litetrain.runtime.tensorflow:SavedModelRunner", "saved_model",

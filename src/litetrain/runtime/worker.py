@@ -275,7 +275,7 @@ class WorkerRunner(Runner):
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         # -I: ignore PYTHONPATH and user site-packages, and keep the script's folder off sys.path, where
         # litetrain's own runtime/tensorflow.py would shadow the real tensorflow package.
-        cmd = [self.python, "-I", str(WORKER_SCRIPT), self.interpreter_source.value]
+        cmd = self._worker_command()
         try:
             self._proc = subprocess.Popen(  # noqa: S603 - the user's chosen Python, our own script
                 cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, env=env, close_fds=True
@@ -306,6 +306,10 @@ class WorkerRunner(Runner):
             )
         hello.pop("ok")
         return WorkerInfo(**{f.name: hello[f.name] for f in dataclasses.fields(WorkerInfo)})
+
+    def _worker_command(self) -> list[str]:
+        """The worker's command line; a runtime that speaks the protocol from another program overrides it."""
+        return [self.python, "-I", str(WORKER_SCRIPT), self.interpreter_source.value]
 
     @property
     def pid(self) -> int | None:
