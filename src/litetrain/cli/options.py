@@ -189,6 +189,6 @@ def add_runtimes_option(p: argparse.ArgumentParser | argparse._ArgumentGroup) ->
     p.add_argument("--runtimes", default=None, metavar="NAMES",
                    help="LiteRT runtimes that train next to TensorFlow, comma-separated: interpreter (the Python "
                    "Interpreter, always), compiled (LiteRT 2.x CompiledModel API), worker (the interpreter in a child "
-                   "process), arm64 (ARM64 kernels under qemu; 'litetrain runtimes install arm64' first), or all "
-                   "(every one that can run here); each extra one trains the same batches from the same weights and "
-                   "gets its own row and verdict (default: interpreter)")
+                   "process), arm64 (ARM64 kernels under qemu) and wasm (LiteRT.js in Node), both after 'litetrain "
+                   "runtimes install', or all (every one that can run here); each extra one trains the same batches "
+                   "from the same weights and gets its own row and verdict (default: interpreter)")
