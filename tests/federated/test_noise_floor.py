@@ -213,3 +213,35 @@ def test_row_order_is_a_noop_unless_the_step_draws_masks_by_position(tmp_path: P
         before = runner.get_weights()
         assert row_order_is_noop(runner, x, y) is not dropout, name
         assert all(np.array_equal(before[k], v) for k, v in runner.get_weights().items())  # left as it was
+
+
+def test_without_a_noise_floor_the_fixed_tolerance_judges_as_before() -> None:
+    """``--no-noise-floor``: no noise run is trained, and the rounds' agreement against atol/rtol decides."""
+    from litetrain.config import Tolerances
+    from litetrain.federated.client import RuntimeKind
+    from litetrain.federated.federation import FederationOptions, _verdict
+
+    options = FederationOptions.resolve("tests.models:mlp", **_options_kwargs(), noise_floor=False)
+    assert not options.measures_floor and options.trained == (RuntimeKind.TFLITE, RuntimeKind.TENSORFLOW)
+    with_floor = FederationOptions.resolve("tests.models:mlp", **_options_kwargs())
+    assert with_floor.measures_floor and with_floor.trained[-1] is RuntimeKind.TFLITE_PERTURBED
+    initial = {rt: {"accuracy": 0.1, "loss": 2.3} for rt in ("tflite", "tensorflow")}
+    rows = []
+    for rnd, rel in ((1, 1e-3), (2, 5e-2)):
+        agreement = _rounds([rel], [1e-6])[0].to_json()
+        agreement.update(round=rnd, noise_floor=None, floor_ratio=None, weight_scale=None, within_tolerance=False,
+                         verdict="drift" if rel <= 0.01 else "inconsistent")
+        rows.append({"round": rnd, "accuracy": {"tflite": 0.6, "tensorflow": 0.6},
+                     "loss": {"tflite": 1.2, "tensorflow": 1.2}, "agreement": agreement})
+    verdict, text = _verdict(rows, initial, ("tflite", "tensorflow"), Tolerances(), None)
+    assert verdict is Verdict.INCONSISTENT and "more than 1% of the weights' scale" in text
+    verdict, _ = _verdict(rows[:1], initial, ("tflite", "tensorflow"), Tolerances(), None)
+    assert verdict is Verdict.DRIFT
+
+
+def _options_kwargs() -> dict[str, Any]:
+    return dict(clients=2, rounds=1, local_epochs=1, batch_size=None, partition_spec=None, fraction_fit=None,
+                runtime="both", strategy=None, proximal_mu=None, server_lr=None, client_failure_rate=None,
+                straggler_rate=None, round_timeout=None, seed=None, loss=None, optimizer=None, trainable=None,
+                select_tf_ops=False, centralized=False, checkpoint_dir=None, resume=False, tolerances=None,
+                fail_on=None, ray_address=None, cpus_per_client=None, verbose=False)
