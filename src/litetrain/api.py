@@ -123,7 +123,6 @@ def _with_extras(
     """The check's comparison with ``--repeats`` and more ``--runtimes`` added, each when asked for; ``initial`` are
     the weights both twins started from."""
     from litetrain.comparison.repeats import keras_initial_weights
-    from litetrain.comparison.runtimes import with_runtimes
 
     module = built.module
     if repeats:
@@ -131,11 +130,26 @@ def _with_extras(
         comparison = _with_repeats(comparison, reference, candidate, fitted, module.batch_size, steps, epochs, seed,
                                    repeats, lambda: keras_initial_weights(module, initial),
                                    module.loss_config.from_logits)
-    if len(runtimes) > 1:
-        assert initial is not None
-        comparison = with_runtimes(comparison, runtimes, model=built.tflite, reference=reference, initial=initial,
-                                   data=fitted, plan=plan, tol=tol)
-    return comparison
+    return _with_runtimes(comparison, runtimes, built.tflite, reference, initial, fitted, plan, tol)
+
+
+def _with_runtimes(
+    comparison: Any, runtimes: tuple[str, ...], model: bytes, reference: Any, initial: dict[str, np.ndarray] | None,
+    fitted: Any, plan: Any, tol: Tolerances,
+) -> Any:
+    """``comparison`` with a row per ``--runtimes`` runtime (:mod:`litetrain.comparison.runtimes`), when more than
+    the Interpreter were asked for; ``initial`` are the weights the twins started from."""
+    if len(runtimes) < 2:
+        return comparison
+    from litetrain.comparison.runtimes import with_runtimes
+
+    if initial is None or not initial:
+        from litetrain.errors import UsageError
+
+        raise UsageError("--runtimes needs save/restore signatures, to start every runtime from the same weights.",
+                         hint="Export save() and restore() (see the signature convention), or omit --runtimes.")
+    return with_runtimes(comparison, runtimes, model=model, reference=reference, initial=initial, data=fitted,
+                         plan=plan, tol=tol)
 
 
 def _built_model_info(result: Any) -> dict[str, Any]:
@@ -279,6 +293,7 @@ def compare(
     noise_floor: bool = True,
     fail_on: Any = None,
     repeats: int | None = None,
+    runtimes: str | Sequence[str] | None = None,
 ) -> Any:
     """Compares an existing pair: a reference SavedModel and a candidate .tflite with the signature convention.
 
@@ -286,9 +301,11 @@ def compare(
     fails the verdict), then both are set to the reference's weights and trained on identical batches.
     With ``repeats`` K, both are trained again over K more batch orders from the reference's initial weights
     (without the Keras model they cannot be re-drawn) and the spread of the final accuracy is reported.
+    ``runtimes``: as for :func:`check` (the candidate trained in more LiteRT runtimes, each judged alone).
     """
     from litetrain.comparison.noise import standard_perturbations
     from litetrain.comparison.repeats import VARIES_ORDER, fixed_initial_weights, repeats_count
+    from litetrain.comparison.runtimes import parse_runtimes
     from litetrain.comparison.session import Twins, run_comparison
     from litetrain.convert.census import check_variables_initialized, op_census
     from litetrain.data.batching import plan_batches
@@ -296,7 +313,7 @@ def compare(
     from litetrain.runtime.litert import LiteRTRunner, read_model
     from litetrain.runtime.tensorflow import SavedModelRunner
 
-    repeats = repeats_count(repeats)
+    repeats, runtimes = repeats_count(repeats), parse_runtimes(runtimes)
     seed = 0 if seed is None else int(seed)
     tol = tolerances or Tolerances()
     if steps is None and epochs is None:
@@ -308,7 +325,7 @@ def compare(
     check_variables_initialized(census)
     ref = SavedModelRunner(reference)
     batch = _pair_batch_size(ref, cand, batch_size, repeats)
-    initial = ref.get_weights() if repeats else None  # before training
+    initial = ref.get_weights() if repeats or len(runtimes) > 1 else None  # before training
     fitted = fit_to_slots(dataset, *_pair_slots(ref))
     plan = plan_batches(len(fitted.x), batch, steps=steps, epochs=epochs, seed=seed)
     model_info = {
@@ -339,11 +356,10 @@ def compare(
         check_loss_arguments=True,
         fail_on=_fail_on(fail_on),
     )
-    if not repeats:
-        return comparison
-    assert initial is not None
-    return _with_repeats(comparison, ref, cand, fitted, batch, steps, epochs, seed, repeats,
-                         lambda: (fixed_initial_weights(initial), VARIES_ORDER), None)
+    if repeats:  # initial is set
+        comparison = _with_repeats(comparison, ref, cand, fitted, batch, steps, epochs, seed, repeats,
+                                   lambda: (fixed_initial_weights(initial or {}), VARIES_ORDER), None)
+    return _with_runtimes(comparison, runtimes, model_bytes, ref, initial, fitted, plan, tol)
 
 
 def _pair_batch_size(ref: Any, cand: Any, batch_size: int | None, repeats: int) -> int:

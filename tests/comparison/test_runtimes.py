@@ -70,3 +70,17 @@ def test_without_runtimes_nothing_changes():
                    float64=False, noise_floor=False)
     assert result.runtimes is None and result.to_json()["runtimes"] is None
     assert "runtimes" not in result.settings and "runtimes:" not in render_comparison(result)
+
+
+def test_compare_a_pair_with_more_runtimes(tmp_path):
+    from litetrain.api import compare
+    from litetrain.trainable.builder import build
+
+    build(models.mlp(), loss="sparse_categorical_crossentropy", batch_size=16, output_dir=tmp_path / "built")
+    result = compare(tmp_path / "built" / "saved_model", tmp_path / "built" / "model.tflite", "digits", steps=12,
+                     noise_floor=False, runtimes="compiled,worker")
+    rows = result.runtimes
+    assert list(rows) == ["interpreter", "compiled", "worker"]
+    assert all(r["judged_by"] == "tolerances" and r["checkpoint_exact"] for r in rows.values())
+    assert rows["compiled"]["identical_to_interpreter"] and rows["worker"]["identical_to_interpreter"]
+    assert rows["interpreter"]["loss"] == result.train.loss["tflite"]

@@ -25,6 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     options.add_batch_size(p)
     options.add_training_options(p)
     options.add_output_options(p)
+    options.add_runtimes_option(p)
     p.set_defaults(run=run)
 
 
@@ -35,6 +36,6 @@ def run(args: argparse.Namespace) -> int:
     result = compare(
         args.reference, args.candidate, args.data, batch_size=args.batch_size, steps=args.steps,
         epochs=args.epochs, seed=args.seed, tolerances=options.tolerances(args), repeats=options.repeats(args),
-        **options.verdict_options(args),
+        runtimes=args.runtimes, **options.verdict_options(args),
     )
     return finish_comparison(result, args)
