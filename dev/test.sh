@@ -24,4 +24,9 @@ if [ ! -x "${LITETRAIN_CACHE:-$HOME/.cache/litetrain}/arm64/python" ] && command
     && command -v dpkg >/dev/null; then
   .venv/bin/litetrain runtimes install arm64 >/dev/null || echo "arm64 runtime not installed; its tests skip" >&2
 fi
+# The wasm runtime (LiteRT.js in Node; tests/runtime/test_wasm.py) with npm, the same way.
+if [ ! -f "${LITETRAIN_CACHE:-$HOME/.cache/litetrain}/wasm/node_modules/@litertjs/core/package.json" ] \
+    && command -v npm >/dev/null; then
+  .venv/bin/litetrain runtimes install wasm >/dev/null || echo "wasm runtime not installed; its tests skip" >&2
+fi
 .venv/bin/python -m pytest -q "$@"
