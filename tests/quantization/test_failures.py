@@ -104,10 +104,10 @@ def test_chance_level_accuracy_is_warned_about(trainable: Run) -> None:
     rec = trainable.doc["deploy"]["recommendation"]
     assert rec["warnings"] and "chance level" in rec["warnings"][0]
     assert "WARNING: held-out accuracy is at chance level" in trainable.out
-    # The float32 trainable twin cannot learn either; its verdict keeps it out of the trainable recommendation.
-    assert trainable.doc["modes"]["none"]["training"]["verdict"] in ("unhealthy", "inconsistent")
-    assert trainable.doc["recommendation"] is None
-    assert any("No trainable mode is recommended" in n for n in trainable.doc["notes"])
+    # The float32 trainable twin cannot learn either, but 20 steps are too few to call that broken (a note, not
+    # unhealthy): it is recommended, and the recommendation carries the chance-level warning.
+    assert trainable.doc["modes"]["none"]["training"]["verdict"] == "consistent"
+    assert any("chance level" in w for w in trainable.doc["recommendation"]["warnings"])
 
 
 def test_a_single_requested_mode_that_fails_exits_non_zero_with_one_line(single: Run) -> None:

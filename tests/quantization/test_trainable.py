@@ -139,7 +139,10 @@ def test_dynamic_quantizes_a_frozen_base_and_training_still_works(transfer: Any)
     dyn = transfer.modes["dynamic"]
     assert transfer.model["frozen_layers"] == ["hidden"]
     assert dyn.status == "measured" and dyn.trains is True
-    assert dyn.size_ratio < 0.75  # the frozen 64x96 kernel is stored as int8
+    # The frozen 64x96 kernel is stored as int8 (24 KiB -> 6 KiB); the rest of this tiny file is the five signatures'
+    # graphs and Adam's float state, which no mode changes.
+    float_size = transfer.modes["none"].size_bytes
+    assert float_size - dyn.size_bytes > 0.7 * 64 * 96 * 3 and dyn.size_ratio < 0.8
     assert "frozen" in dyn.note
     assert abs(dyn.inference.accuracy_drop) <= ACCURACY_BOUND
     # A mode whose twin verdict is inconsistent or unhealthy is never recommended (dynamic's forward pass differs
