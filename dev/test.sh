@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one check script: sets up .venv (Python 3.11), installs litetrain with its test extras, lints, checks the
 # structure, runs the tests.
-# CI (.ci/run) and the README's Quick start run exactly this. Extra arguments go to pytest.
+# CI (.ci/run) and the README's Quick start run exactly this. Extra arguments go to pytest (instead of the default
+# -m "not zoo_slow").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
@@ -28,5 +29,9 @@ fi
 if [ ! -f "${LITETRAIN_CACHE:-$HOME/.cache/litetrain}/wasm/node_modules/@litertjs/core/package.json" ] \
     && command -v npm >/dev/null; then
   .venv/bin/litetrain runtimes install wasm >/dev/null || echo "wasm runtime not installed; its tests skip" >&2
+fi
+# Without arguments: the suite without the model zoo's slowest entries; .ci/run runs those (-m zoo_slow) after it.
+if [ "$#" -eq 0 ]; then
+  set -- -m "not zoo_slow"
 fi
 .venv/bin/python -m pytest -q "$@"
