@@ -65,7 +65,8 @@ def run_entry(name: str) -> dict[str, Any]:
     zoo = _zoo()
     entry = zoo.BY_NAME[name]
     record: dict[str, Any] = {"name": entry.name, "family": entry.family, "slow": entry.slow,
-                              "trainable": entry.trainable, "steps": entry.steps, "batch_size": entry.batch_size}
+                              "trainable": entry.trainable, "layers": getattr(entry, "layers", None),
+                              "steps": entry.steps, "batch_size": entry.batch_size}
     t0 = time.perf_counter()
     caught: list[warnings.WarningMessage] = []
     try:
@@ -153,6 +154,9 @@ def _fmt_speed(sps: Any) -> str:
 
 def markdown_table(records: list[dict[str, Any]]) -> str:
     """The README table: one row per entry, failures with the error that stopped them."""
+    def trainable(r: dict[str, Any]) -> str:
+        return str(r.get("trainable", "")) + (f", --layers {r['layers']}" if r.get("layers") else "")
+
     rows = ["| architecture | family | trainable | builtin-only | verdict | max loss diff | TFLite / TF steps/s | "
             ".tflite size |",
             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
@@ -163,11 +167,11 @@ def markdown_table(records: list[dict[str, Any]]) -> str:
             if len(error) > 140:
                 error = error[:137] + "..."
             flex = r.get("error_type") == "UnsupportedModelError" and "no builtin" in r.get("error", "")
-            rows.append(f"| {name} | {r['family']} | {r.get('trainable', '')} | {'no' if flex else '-'} | "
+            rows.append(f"| {name} | {r['family']} | {trainable(r)} | {'no' if flex else '-'} | "
                         f"fails: {error} | - | - | - |")
             continue
         builtin = "yes" if r["builtin_only"] else "no: " + ", ".join(r["flex_ops"] + r["custom_ops"])
-        rows.append(f"| {name} | {r['family']} | {r['trainable']} | {builtin} | {r['verdict']} | "
+        rows.append(f"| {name} | {r['family']} | {trainable(r)} | {builtin} | {r['verdict']} | "
                     f"{_fmt_float(r['max_abs_loss_diff'])} | {_fmt_speed(r['steps_per_second'])} | "
                     f"{_fmt_size(r['size_bytes'])} |")
     return "\n".join(rows)
