@@ -51,8 +51,7 @@ def explain(
             closer = c["weight_distance_last"] <= 2 * max(r["weight_distance_last"], 1e-12)
             f64_text = (f" Against the float64 reference, {cand} ends {c['weight_distance_last']:.2g} away in "
                         f"weights and {ref} float32 {r['weight_distance_last']:.2g}"
-                        + ("; TFLite is no further from the float64 truth than TensorFlow is, so the difference "
-                           "between them is rounding, not a defect." if closer else
+                        + (_no_further(verdict) if closer else
                            "; TFLite is further from the float64 truth than TensorFlow float32 is."))
     if verdict is Verdict.UNHEALTHY:
         return (f"Training is broken in both runtimes, so their agreement proves nothing: {cause}. {measured} "
@@ -74,6 +73,15 @@ def explain(
                 f"|diff| <= {tol.a:g} + {tol.r:g} * |reference| (the noise floor was not measured).")
     return (f"{cand} trains like {ref}: {measured}{floor_text}{f64_text} These differences are float32 rounding "
             "(different kernels sum in a different order), not a difference in what is computed.")
+
+
+def _no_further(verdict: Verdict) -> str:
+    # An inconsistent verdict rests on what differs from identical weights; final distances (of a chaotic run, say)
+    # cannot make that rounding, so the sentence claims nothing more there.
+    text = "; TFLite is no further from the float64 truth than TensorFlow is"
+    if verdict is Verdict.INCONSISTENT:
+        return text + " at the end, but what differs from identical weights above is not rounding."
+    return text + ", so the difference between them is rounding, not a defect."
 
 
 def health_notes(health: list[Health]) -> str:
