@@ -2,7 +2,7 @@
 # The one check script: sets up .venv (Python 3.11), installs litetrain with its test extras, lints, checks the
 # structure, runs the tests.
 # CI (.ci/run) and the README's Quick start run exactly this. Extra arguments go to pytest (instead of the default
-# -m "not zoo_slow").
+# -m "not zoo").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
@@ -30,8 +30,8 @@ if [ ! -f "${LITETRAIN_CACHE:-$HOME/.cache/litetrain}/wasm/node_modules/@litertj
     && command -v npm >/dev/null; then
   .venv/bin/litetrain runtimes install wasm >/dev/null || echo "wasm runtime not installed; its tests skip" >&2
 fi
-# Without arguments: the suite without the model zoo's slowest entries; .ci/run runs those (-m zoo_slow) after it.
+# Without arguments: the suite without the model zoo; .ci/run runs the zoo (-m zoo) after it.
 if [ "$#" -eq 0 ]; then
-  set -- -m "not zoo_slow"
+  set -- -m "not zoo"
 fi
 .venv/bin/python -m pytest -q "$@"

@@ -2,8 +2,8 @@
 
 One test per entry runs ``litetrain.check`` as a user would (the compiled loss and optimizer, the entry's data,
 ``--trainable`` spec, steps and batch size) and asserts builtin ops only, a consistent verdict and a finite loss
-difference. The slowest entries carry the ``zoo_slow`` marker: ``pytest -m "not zoo_slow"`` runs the fast stage,
-``pytest -m zoo_slow`` the second one. ``dev/zoo_table.py`` turns the same runs into the README's table.
+difference. Every entry carries the ``zoo`` marker: CI runs the suite with ``-m "not zoo"`` and the zoo as its
+second stage (``-m zoo``); the slowest entries also carry ``zoo_slow``. ``dev/zoo_table.py`` turns the same runs into the README's table.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ PASSING = {"consistent", "consistent-sensitive"}
 
 
 def _param(entry: ZooModel) -> object:
-    marks = [pytest.mark.zoo_slow] if entry.slow else []
+    marks = [pytest.mark.zoo, *([pytest.mark.zoo_slow] if entry.slow else [])]
     if entry.known_issue:  # strict: once the finding is fixed the entry passes, and this fails until it is removed
         marks.append(pytest.mark.xfail(strict=True, reason=entry.known_issue))
     return pytest.param(entry, id=entry.name, marks=marks)

@@ -40,7 +40,7 @@ class ZooModel:
     steps: int = 20
     batch_size: int = 8
     slow: bool = False
-    """Runs in the second CI stage (``pytest -m zoo_slow``): the larger Keras applications, whose SavedModel save
+    """Marked ``zoo_slow`` (``dev/zoo_table.py --only slow``): the larger Keras applications, whose SavedModel save
     and conversion take longest."""
     known_issue: str | None = None
     """An open finding that makes this entry fail today (its test is a strict xfail: it fails once fixed)."""
