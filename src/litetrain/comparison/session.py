@@ -518,7 +518,7 @@ def _decide(
         return Verdict.CONSISTENT, "every difference is within the fixed tolerances"
     if not divergence.within_floor:
         growth, floor_growth = divergence.growth.rate_per_step, divergence.floor_growth.rate_per_step
-        ratio_growth = _ratio_growth(divergence)
+        ratio_growth = divergence.ratio_growth()
         if location is not None and location.update_rel_error > UPDATE_INCONSISTENT:
             return Verdict.INCONSISTENT, location.describe()
         if ratio_growth > GROWTH_INCONSISTENT:
@@ -539,17 +539,6 @@ def _decide(
             f"within the noise floor, but training amplifies float32 rounding: after step "
             f"{divergence.comparable_until} single trajectories of any two float32 runs are no longer comparable")
     return Verdict.CONSISTENT, "every difference is within the float32 noise floor"
-
-
-def _ratio_growth(d: Divergence) -> float:
-    """How much the distance/floor ratio grew from the first step beyond the floor to the end."""
-    if d.first_step_beyond_floor is None:
-        return 1.0
-    pairs = [(s, dist / fl) for s, dist, fl in zip(d.steps, d.distance, d.floor, strict=True)
-             if s >= d.first_step_beyond_floor and fl > 0 and dist == dist]
-    if len(pairs) < 2 or pairs[0][1] <= 0:
-        return 1.0
-    return max(r for _, r in pairs) / pairs[0][1]
 
 
 def _initial_weights(reference: Runner, candidate: Runner, tol: Tolerances, exact: bool) -> dict[str, Any]:
