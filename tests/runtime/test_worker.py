@@ -60,31 +60,37 @@ def _gone(pid: int) -> bool:
 
 
 def crashing_model(tflite: bytes) -> bytes:
-    """The model with the initial value of the hidden kernel declared [1, 16] and its data grown to 4 MiB.
+    """The model with its initializer subgraph and a new one calling each other through CALL_ONCE.
 
-    The flatbuffer stays valid, so the interpreter loads it; the variable initializer then copies the 4 MiB of data
-    into a 1x16 tensor and the interpreter corrupts its heap: SIGSEGV or SIGABRT within the first calls. (With the
-    original 64x16 data the overflow was small enough that, depending on the environment's size, the interpreter
-    sometimes only reported a failed XNNPack reshape instead of crashing.)
+    The flatbuffer stays valid and the interpreter loads it. CALL_ONCE refuses a subgraph that calls itself
+    (call_once.cc checks ``init_subgraph_index != this_subgraph``) but not a cycle of two, so the first signature
+    call recurses until the stack overflows: SIGSEGV every time. (An earlier version overflowed a variable's
+    initial value into the heap; whether that crashed depended on the allocator, and once it ran without error.)
     """
     import flatbuffers
     from ai_edge_litert import schema_py_generated as schema
 
     model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(tflite, 0))
     signature_graphs = {sd.subgraphIndex for sd in model.signatureDefs}
-    changed = 0
-    for index, graph in enumerate(model.subgraphs):
-        if index in signature_graphs:
-            continue  # only the initializer subgraph (run once by CALL_ONCE)
-        for tensor in graph.tensors:
-            if b"hidden/kernel" in tensor.name and tensor.shape is not None and len(tensor.shape) == 2:
-                tensor.shape = [1, int(tensor.shape[1])]
-                model.buffers[tensor.buffer].data = np.ones(4 << 20, np.uint8)
-                changed += 1
-    assert changed == 1
+    (initializer,) = [i for i in range(len(model.subgraphs)) if i not in signature_graphs]
+    call_once = [c.builtinCode for c in model.operatorCodes].index(schema.BuiltinOperator.CALL_ONCE)
+    loop = schema.SubGraphT()
+    loop.name, loop.tensors, loop.inputs, loop.outputs = b"loop", [], [], []
+    loop.operators = [_call_once(schema, call_once, initializer)]
+    model.subgraphs.append(loop)
+    model.subgraphs[initializer].operators.insert(0, _call_once(schema, call_once, len(model.subgraphs) - 1))
     builder = flatbuffers.Builder(0)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
+
+
+def _call_once(schema, opcode_index: int, subgraph: int):
+    op = schema.OperatorT()
+    op.opcodeIndex, op.inputs, op.outputs = opcode_index, [], []
+    op.builtinOptionsType = schema.BuiltinOptions.CallOnceOptions
+    op.builtinOptions = schema.CallOnceOptionsT()
+    op.builtinOptions.initSubgraphIndex = subgraph
+    return op
 
 
 def test_trains_bit_identical_to_the_in_process_runner(tflite, batches):
