@@ -83,6 +83,7 @@ def check(
     from litetrain.runtime.litert import LiteRTRunner
     from litetrain.runtime.tensorflow import TensorflowModuleRunner
     from litetrain.trainable.builder import build as _build
+    from litetrain.trainable.fit_gap import inference_mode_note
 
     repeats, runtimes = repeats_count(repeats), parse_runtimes(runtimes)
     seed = 0 if seed is None else int(seed)
@@ -110,6 +111,7 @@ def check(
         kind=kind, twins=twins, data=fitted, plan=plan, tol=tol, from_logits=module.loss_config.from_logits,
         model_info=model_info, data_info=dataset.describe(), settings=settings, require_exact_initial_weights=True,
         fail_on=fail, timings={**result.timings, "setup_s": time.perf_counter() - t0},
+        notes=tuple(n for n in [inference_mode_note(module.model, module.layers)] if n),
     )
     return _with_extras(comparison, result, reference, candidate, fitted, plan, tol, initial,
                         repeats=repeats, runtimes=runtimes, steps=steps, epochs=epochs, seed=seed)

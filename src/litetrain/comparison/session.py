@@ -167,13 +167,15 @@ def run_comparison(
     check_loss_arguments: bool = False,
     fail_on: frozenset[Verdict] = DEFAULT_FAIL_ON,
     timings: dict[str, float] | None = None,
+    notes: tuple[str, ...] = (),
 ) -> ComparisonResult:
     """Compares ``twins.candidate`` (TFLite) with ``twins.reference`` (TensorFlow) on ``plan``'s batches.
 
     The stages run in this order (each a method of :class:`_Comparison`): make the initial weights identical,
     compare inference before training, train both twins on the same batches, compare losses, weights, inference
     after training and a checkpoint round trip, judge each trajectory's health, train the float64 truth, measure the
-    noise floor, then decide the verdict and explain it.
+    noise floor, then decide the verdict and explain it. ``notes`` (sentences about the setup, e.g. what
+    ``--layers inference`` leaves out of ``model.fit``) follow the explanation.
     """
     run = _Comparison(twins, data, plan, tol, from_logits, dict(timings or {}))
     run.check_initial_weights(require_exact_initial_weights)
@@ -186,7 +188,7 @@ def run_comparison(
     run.train_float64()
     run.measure_noise_floor()
     run.decide()
-    return run.result(kind, model_info, data_info, settings, fail_on)
+    return run.result(kind, model_info, data_info, settings, fail_on, notes)
 
 
 class _Comparison:
@@ -370,7 +372,7 @@ class _Comparison:
         )
 
     def result(self, kind: str, model_info: dict[str, Any], data_info: dict[str, Any], settings: dict[str, Any],
-               fail_on: frozenset[Verdict]) -> ComparisonResult:
+               fail_on: frozenset[Verdict], notes: tuple[str, ...] = ()) -> ComparisonResult:
         """The comparison result, with its explanation."""
         from litetrain.comparison.explain import explain, health_notes
 
@@ -380,6 +382,7 @@ class _Comparison:
         explanation = explain(self.verdict, self.cause, train, self.after, self.divergence, self.floor_info,
                               self.float64_info, self.health, self.location, self.initial, self.tol,
                               self.reference.name, self.candidate.name) + health_notes(self.health)
+        explanation += "".join(f" Note: {n}." for n in notes)
         return ComparisonResult(
             kind=kind,
             verdict=self.verdict,
