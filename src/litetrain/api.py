@@ -83,7 +83,6 @@ def check(
     from litetrain.runtime.litert import LiteRTRunner
     from litetrain.runtime.tensorflow import TensorflowModuleRunner
     from litetrain.trainable.builder import build as _build
-    from litetrain.trainable.fit_gap import inference_mode_note
 
     repeats, runtimes = repeats_count(repeats), parse_runtimes(runtimes)
     seed = 0 if seed is None else int(seed)
@@ -111,7 +110,7 @@ def check(
         kind=kind, twins=twins, data=fitted, plan=plan, tol=tol, from_logits=module.loss_config.from_logits,
         model_info=model_info, data_info=dataset.describe(), settings=settings, require_exact_initial_weights=True,
         fail_on=fail, timings={**result.timings, "setup_s": time.perf_counter() - t0},
-        notes=tuple(n for n in [inference_mode_note(module.model, module.layers)] if n),
+        notes=_layer_notes(module),
     )
     return _with_extras(comparison, result, reference, candidate, fitted, plan, tol, initial,
                         repeats=repeats, runtimes=runtimes, steps=steps, epochs=epochs, seed=seed)
@@ -248,6 +247,14 @@ def _pair_slots(runner: Any) -> tuple[list[Any], list[Any]]:
 
 def _unique(*names: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
+
+
+def _layer_notes(module: Any) -> tuple[str, ...]:
+    """The explanation's notes on the layers' mode: what ``--layers inference`` leaves out of ``model.fit``."""
+    from litetrain.trainable.fit_gap import inference_mode_note
+
+    note = inference_mode_note(module.model, module.layers)
+    return (note,) if note else ()
 
 
 def _dropout_note(layers: str) -> str:
