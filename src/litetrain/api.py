@@ -59,7 +59,8 @@ def check(
 
     Args:
         model: Keras model object, path or factory ``module:function``.
-        data: ``digits`` (default), ``digits:HxW``, an ``.npz`` path, or a :class:`Dataset`.
+        data: ``digits`` (default), ``digits:HxW``, a data file or folder (``--data``), a :class:`Dataset`, or
+            arrays: ``(x, y)`` (split 80/20) or ``(x, y, x_test, y_test)``.
         loss, optimizer, batch_size, trainable, select_tf_ops, layers: As for :func:`build`.
         steps, epochs: Training length (default 100 steps).
         seed: Seeds weight initialization of factories and the batch order (default 0).
@@ -164,6 +165,7 @@ def _built_model_info(result: Any) -> dict[str, Any]:
         "signatures": result.signatures(),
         "variables": [v.to_json() for v in result.variables],
         "frozen_layers": list(module.frozen_layers),
+        "bottleneck": result.bottleneck.to_json() if result.bottleneck is not None else None,
         "rewritten_gradients": list(result.rewritten_gradients),
         "adaptations": list(result.adaptations),
         "verification": result.verification.to_json() if result.verification else None,

@@ -41,6 +41,22 @@ def test_npz_without_test_split(tmp_path, rng):
     assert len(ds.x) == 40 and len(ds.x_test) == 10
 
 
+def test_arrays_in_memory_as_keras_fit_takes_them(rng):
+    x, y = rng.random((50, 4), dtype=np.float32), rng.integers(0, 3, 50)
+    ds = load_dataset((x, y))
+    assert len(ds.x) == 40 and len(ds.x_test) == 10 and ds.name == "arrays"
+    assert {tuple(r) for r in ds.x} | {tuple(r) for r in ds.x_test} == {tuple(r) for r in x}
+    four = load_dataset([x[:30], y[:30], x[30:], y[30:]])
+    np.testing.assert_array_equal(four.x_test, x[30:])
+    with pytest.raises(DataError, match="x has 50 samples but y has 49"):
+        load_dataset((x, y[:49]))
+    with pytest.raises(DataError, match="sequence of 3 arrays"):
+        load_dataset((x, y, x))
+    with pytest.raises(DataError, match="type dict") as info:
+        load_dataset({"x": x, "y": y})
+    assert "(x, y)" in info.value.hint
+
+
 def test_npz_with_test_arrays(tmp_path, rng):
     path = tmp_path / "d.npz"
     np.savez(path, x=rng.random((20, 4)), y=rng.integers(0, 3, 20), x_test=rng.random((7, 4)),
@@ -79,16 +95,23 @@ def test_corrupt_and_missing_files(tmp_path):
         load_dataset("mnist")
 
 
-def test_batch_plan_is_deterministic_and_drops_remainder():
+def test_batch_plan_is_deterministic_and_keeps_every_sample():
     a = plan_batches(100, 32, steps=7, seed=5)
     b = plan_batches(100, 32, steps=7, seed=5)
     c = plan_batches(100, 32, steps=7, seed=6)
-    np.testing.assert_array_equal(a.indices, b.indices)
-    assert not np.array_equal(a.indices, c.indices)
-    assert a.indices.shape == (7, 32) and a.steps_per_epoch == 3
-    # Within an epoch no sample repeats.
-    assert len(np.unique(a.indices[:3])) == 96
-    assert plan_batches(100, 32, epochs=2, seed=0).steps == 6
+    assert [len(r) for r in a.indices] == [32, 32, 32, 4, 32, 32, 32] and a.steps_per_epoch == 4
+    assert all(np.array_equal(r, s) for r, s in zip(a.indices, b.indices, strict=True))
+    assert not all(np.array_equal(r, s) for r, s in zip(a.indices, c.indices, strict=True))
+    # An epoch holds every sample once, the last batch the 4 left over; the next epoch is a new permutation.
+    assert sorted(np.concatenate(a.indices[:4]).tolist()) == list(range(100))
+    assert plan_batches(100, 32, epochs=2, seed=0).steps == 8
+
+
+def test_a_dataset_smaller_than_one_batch_is_one_partial_batch_per_epoch():
+    plan = plan_batches(5, 32, epochs=3, seed=1)
+    assert plan.steps == 3 and plan.steps_per_epoch == 1
+    assert all(sorted(r.tolist()) == [0, 1, 2, 3, 4] for r in plan.indices)
+    assert not np.array_equal(plan.indices[0], plan.indices[1])
 
 
 @pytest.mark.parametrize(("kwargs", "error"), [
@@ -99,9 +122,9 @@ def test_batch_plan_rejects_bad_lengths(kwargs, error):
         plan_batches(100, 10, seed=0, **kwargs)
 
 
-def test_batch_plan_needs_one_batch():
-    with pytest.raises(DataError, match="fewer than one batch"):
-        plan_batches(10, 32, steps=1)
+def test_batch_plan_needs_one_sample():
+    with pytest.raises(DataError, match="no samples"):
+        plan_batches(0, 32, steps=1)
 
 
 def _infos(batch, in_shape, y_shape, y_dtype):

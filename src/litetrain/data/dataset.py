@@ -30,7 +30,7 @@ _DIGITS_RE = re.compile(r"^digits(?::(\d+)x(\d+))?$")
 
 
 def load_dataset(
-    spec: str | Path | Dataset | None,
+    spec: str | Path | Dataset | tuple | list | None,
     *,
     labels: str | Path | None = None,
     input_shape: Sequence[int | None] | None = None,
@@ -40,19 +40,27 @@ def load_dataset(
     Args:
         spec: ``digits`` (also None), ``digits:HxW`` (resized), an ``.npz`` with ``x``, ``y`` [, ``x_test``,
             ``y_test``], a ``.npy`` of inputs (with ``labels``), a ``.csv`` file, a folder of images with one
-            subfolder per class (or ``train/`` and ``test/`` with one each), or a :class:`Dataset` (validated).
+            subfolder per class (or ``train/`` and ``test/`` with one each), a :class:`Dataset` (validated), or
+            arrays in memory: ``(x, y)`` (split 80/20 as a file without a test set is) or
+            ``(x, y, x_test, y_test)``.
         labels: The ``.npy`` of labels for a ``.npy`` of inputs; refused with every other form, which holds its own.
         input_shape: The model's input shape without the batch dimension: an image folder's images are converted
             to its channels and resized to it (None, or a shape with unknown dimensions: images keep their size).
 
     Raises:
-        DataError: missing, corrupt or unknown data; arrays that lack samples, hold non-finite values or disagree
+        DataError: missing, corrupt or unknown data (or an object of another type); arrays that lack samples, hold non-finite values or disagree
             in length; an image folder with fewer than two classes.
         UsageError: ``labels`` with anything but a ``.npy`` of inputs.
     """
     if isinstance(spec, Dataset):
         _no_labels(labels, f"the dataset {spec.name!r}")
         return validated(spec)
+    if isinstance(spec, tuple | list):
+        _no_labels(labels, "the arrays passed in")
+        return _from_arrays(spec)
+    if spec is not None and not isinstance(spec, str | Path):
+        raise DataError(f"Unknown data of type {type(spec).__name__}.",
+                        hint=f"Pass (x, y) or (x, y, x_test, y_test) arrays, a Dataset, or {DATA_FORMS}.")
     text = str(spec) if spec is not None and str(spec) else "digits"
     m = _DIGITS_RE.match(text)
     if m:
@@ -77,6 +85,15 @@ def load_dataset(
     if suffix == ".npz":
         return load_npz(path)
     raise DataError(f"Unknown data {text!r}.", hint=f"Use {DATA_FORMS}.")
+
+
+def _from_arrays(arrays: tuple | list) -> Dataset:
+    """``(x, y)`` as Keras ``fit`` takes them (split 80/20 like a file without a test set), or ``(x, y, x_test, y_test)``."""
+    if len(arrays) == 2:
+        return split_validated("arrays", np.asarray(arrays[0]), np.asarray(arrays[1]))
+    if len(arrays) == 4:
+        return validated(Dataset("arrays", *(a if isinstance(a, dict) else np.asarray(a) for a in arrays)))
+    raise DataError(f"Data as a sequence of {len(arrays)} arrays.", hint="Pass (x, y) or (x, y, x_test, y_test).")
 
 
 def _no_labels(labels: object, what: str) -> None:
