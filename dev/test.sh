@@ -25,7 +25,12 @@ if [ ! -x "${LITETRAIN_CACHE:-$HOME/.cache/litetrain}/arm64/python" ] && command
     && command -v dpkg >/dev/null; then
   .venv/bin/litetrain runtimes install arm64 >/dev/null || echo "arm64 runtime not installed; its tests skip" >&2
 fi
-# The wasm runtime (LiteRT.js in Node; tests/runtime/test_wasm.py) with npm, the same way.
+# The wasm runtime (LiteRT.js in Node and in headless Chromium; tests/runtime/test_wasm.py, test_browser_wasm.py)
+# with npm, the same way; a bare (root) machine gets Debian's npm first.
+if ! command -v npm >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null \
+    || echo "npm not installed; the wasm runtime's tests skip" >&2
+fi
 if [ ! -f "${LITETRAIN_CACHE:-$HOME/.cache/litetrain}/wasm/node_modules/@litertjs/core/package.json" ] \
     && command -v npm >/dev/null; then
   .venv/bin/litetrain runtimes install wasm >/dev/null || echo "wasm runtime not installed; its tests skip" >&2
