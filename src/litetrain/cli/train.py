@@ -51,6 +51,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="run the interpreter in a separate worker process and measure its memory and time")
     r.add_argument("--runtime-python", metavar="PATH", help="Python interpreter of the worker (implies --isolated)")
     r.add_argument("--threads", type=int, default=None, metavar="N", help="interpreter threads (default: its own)")
+    r.add_argument("--runtimes", default=None, metavar="NAMES",
+                   help="the LiteRT runtime(s) to train on, comma-separated: interpreter, compiled, worker, arm64 "
+                   "(ARM64 kernels under qemu, emulated: slow), wasm (LiteRT.js in Node), or all; the first trains "
+                   "the session (checkpoints, evaluation, budget), every other one trains the same batches from the "
+                   "same weights in lockstep, and the result gets a row per runtime (runtimes.<name> in the JSON: "
+                   "differences to the first, steps/s). arm64 and wasm need 'litetrain runtimes install' "
+                   "(default: the interpreter alone)")
     o = p.add_argument_group("output")
     o.add_argument("--project-samples", type=int, default=None, metavar="N",
                    help="project the time and memory of a session over N training samples")
@@ -73,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
         args.model, args.data, labels=args.labels, epochs=args.epochs, checkpoint_dir=args.checkpoint_dir,
         batch_size=args.batch_size, shuffle_seed=args.shuffle_seed, checkpoint_every=args.checkpoint_every,
         keep=args.keep, resume=args.resume, lr_schedule=args.lr_schedule, isolated=args.isolated,
-        runtime_python=args.runtime_python, num_threads=args.threads, project_samples=args.project_samples,
+        runtime_python=args.runtime_python, num_threads=args.threads, runtimes=args.runtimes,
+        project_samples=args.project_samples,
         progress=progress, log=None if args.quiet else log,
     )
     if args.json_out:

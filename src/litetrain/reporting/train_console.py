@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from litetrain.training.result import TrainResult
@@ -32,6 +32,31 @@ def render_train(result: TrainResult) -> str:
         lines.append(f"  {e.epoch:>5}  {e.loss:>10.6g}  {acc:>13}  {lr:>13}  {secs:>8}  {per_step:>8}")
     lines.append("")
     lines.extend(result.budget.lines())
+    lines.extend(runtimes_lines(result.runtimes))
     if result.final_checkpoint:
         lines.append(f"final checkpoint: {result.final_checkpoint}")
     return "\n".join(lines)
+
+
+def runtimes_lines(rows: dict[str, dict[str, Any]]) -> list[str]:
+    """``--runtimes``: a line per runtime, the followers' differences to the leader, speeds (emulated or not)."""
+    if not rows:
+        return []
+    lines = ["runtimes (the first led the session; the others trained the same batches in lockstep):"]
+    for name, row in rows.items():
+        speed = row.get("steps_per_second")
+        text = f"  {name:<12} {row['steps']} steps, " + ("-" if speed is None else f"{speed:.0f}") + " steps/s"
+        text += " (emulated: not the device's speed)" if row.get("emulated") else ""
+        if row.get("leader"):
+            text += ", leader"
+        elif row.get("identical_to_leader"):
+            text += ", losses and weights identical to the leader's"
+        else:
+            text += (f", max |loss diff| {_g(row.get('max_abs_loss_diff'))} and max |weight diff| "
+                     f"{_g(row.get('max_abs_weight_diff'))} to the leader")
+        lines.append(text)
+    return lines
+
+
+def _g(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"

@@ -80,6 +80,8 @@ class TrainResult:
     budget: Budget
     epoch_timings: dict[int, EpochTiming] = dataclasses.field(default_factory=dict)
     """Epoch number -> its timing, for the epochs this session ran (all of them, unless it resumed)."""
+    runtimes: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    """``--runtimes``: a row per runtime trained this session (:mod:`litetrain.training.runtimes`); empty without."""
     kind: ClassVar[str] = "train"
 
     @property
@@ -121,6 +123,7 @@ class TrainResult:
             "seconds_per_step": self.budget.seconds_per_step,
             "budget": self.budget.to_json(),
             "environment": self.environment,
+            **({"runtimes": self.runtimes} if self.runtimes else {}),
         })
 
     def save(self, path: str | Path) -> Path:

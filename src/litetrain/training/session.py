@@ -575,10 +575,18 @@ def _environment() -> dict[str, Any]:
 
 
 def make_runner(model: bytes | str | Path, *, isolated: bool = False, runtime_python: str | None = None,
-                num_threads: int | None = None) -> Runner:
-    """The in-process LiteRT runner, or the isolated worker when ``isolated`` or ``runtime_python`` is given."""
+                num_threads: int | None = None, runtimes: str | Sequence[str] | None = None) -> Runner:
+    """The in-process LiteRT runner, or the isolated worker when ``isolated`` or ``runtime_python`` is given, or
+    the runtime(s) ``runtimes`` names (:mod:`litetrain.training.runtimes`)."""
     from litetrain.runtime.registry import open_runner, runner_class
 
+    if runtimes is not None:
+        from litetrain.training.runtimes import open_train_runtimes, parse_train_runtimes
+
+        if isolated or runtime_python:
+            raise UsageError("--runtimes cannot be combined with --isolated/--runtime-python.",
+                             hint="Name the worker runtime in --runtimes (--runtimes worker), or omit --runtimes.")
+        return open_train_runtimes(parse_train_runtimes(runtimes), model, num_threads=num_threads)
     if isolated or runtime_python:
         try:
             runner_class("worker")
@@ -607,6 +615,7 @@ def train(
     isolated: bool = False,
     runtime_python: str | None = None,
     num_threads: int | None = None,
+    runtimes: str | Sequence[str] | None = None,
     project_samples: int | None = None,
     progress: Progress | bool | None = False,
     log: Callable[[str], None] | None = None,
@@ -624,6 +633,9 @@ def train(
         isolated: Run the interpreter in a separate worker process (measures its own memory and time).
         runtime_python: Python interpreter for the worker (implies ``isolated``).
         num_threads: Interpreter threads (None: the interpreter's default).
+        runtimes: The LiteRT runtime(s) to train on, comma-separated (:mod:`litetrain.training.runtimes`): the
+            first leads the session, the others follow it in lockstep; the result's ``runtimes`` has a row each.
+            None: the Interpreter (or the worker with ``isolated``) and no ``runtimes`` rows.
         progress: A :class:`Progress`, or True/None for a bar on a terminal, False for none.
         log: Receives a line per epoch and notable events.
 
@@ -647,11 +659,16 @@ def train(
     if not isinstance(progress, Progress):
         progress = Progress(enabled=None if progress is True else progress)
     with make_runner(model_path or model_bytes, isolated=isolated, runtime_python=runtime_python,
-                     num_threads=num_threads) as runner:
+                     num_threads=num_threads, runtimes=runtimes) as runner:
         require_single_io_signatures(runner, "litetrain train")
         dataset = load_dataset(data, labels=labels, input_shape=runner.infer_input.shape[1:])
         settings = {"labels": None if labels is None else str(labels), "isolated": bool(isolated or runtime_python),
                     "runtime_python": runtime_python, "num_threads": num_threads}
         session = TrainSession(runner, dataset, config, model_bytes=model_bytes, model_path=model_path,
                                settings=settings, progress=progress, log=log, started=started)
-        return session.run()
+        result = session.run()
+        if runtimes is None:
+            return result
+        from litetrain.training.runtimes import runtime_rows
+
+        return dataclasses.replace(result, runtimes=runtime_rows(runner))
