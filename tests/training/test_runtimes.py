@@ -13,6 +13,7 @@ import pytest
 from litetrain.cli.app import main
 from litetrain.runtime.wasm import WasmRunner
 from litetrain.training.checkpoint import load_checkpoint
+from tests.reporting.schema_doc import assert_documented
 from tests.training.conftest import BATCH, TRAIN_SAMPLES
 
 SPE = TRAIN_SAMPLES // BATCH
@@ -43,6 +44,7 @@ def test_compiled_leads_and_the_interpreter_follows_bit_for_bit(tm, tmp_path):
     assert follower["steps"] == SPE and follower["identical_to_leader"] is True
     assert follower["max_abs_loss_diff"] == 0.0 and follower["max_abs_weight_diff"] == 0.0
     assert all(r["steps_per_second"] > 0 and r["emulated"] is False for r in rows.values())
+    assert_documented(both)
     # The CompiledModel API trains what the Interpreter trains: same epoch loss, same final checkpoint.
     assert both["epochs"][0]["loss"] == plain["epochs"][0]["loss"]
     expected = _final_weights(tmp_path / "plain")

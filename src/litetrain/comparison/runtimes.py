@@ -41,6 +41,7 @@ from litetrain.data.batching import BatchPlan
 from litetrain.data.fit import FittedData
 from litetrain.errors import LitetrainError, RuntimeUnavailableError, UsageError
 from litetrain.runtime.base import Runner
+from litetrain.runtime.registry import EMULATED
 
 INTERPRETER = "interpreter"
 DEFAULT_RUNTIMES = (INTERPRETER,)
@@ -118,6 +119,8 @@ class RuntimeRow:
     final_loss: float | None = None
     steps_per_second: float | None = None
     loss: tuple[float, ...] = ()
+    emulated: bool = False
+    """Its steps/s is an emulator's (arm64 under qemu-user on x86), not the device's."""
 
     def to_json(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -153,7 +156,7 @@ def with_runtimes(
         try:
             row, traj = _run_one(name, model, initial, data, plan, steps, ref, ref_out, float_names, floor, tol)
         except LitetrainError as exc:
-            row, traj = RuntimeRow(name, FAILED, exc.message), None
+            row, traj = RuntimeRow(name, FAILED, exc.message, emulated=name in EMULATED), None
         if traj is not None:
             trajectories[name] = traj
         rows[name] = row
@@ -201,7 +204,7 @@ def _run_one(
     finite_ref = bool(np.all(np.isfinite(ref.losses)))
     finite = bool(np.all(np.isfinite(traj.losses)))
     row = RuntimeRow(
-        name, Verdict.CONSISTENT.value, "", steps=plan.steps,
+        name, Verdict.CONSISTENT.value, "", steps=plan.steps, emulated=name in EMULATED,
         max_abs_loss_diff=float(np.max(ldiff)) if finite and finite_ref else math.nan,
         max_abs_weight_diff=_max_or_nan(distance),
         max_abs_output_diff=metrics.max_abs(out, ref_out),

@@ -131,7 +131,8 @@ def runtimes_lines(result: ComparisonResult) -> list[str]:
         table.append((
             name, _fmt(row.get("max_abs_loss_diff")), _fmt(row.get("max_abs_weight_diff")),
             "-" if ratio is None else f"{ratio:.2g}x", "-" if row.get("steps_per_second") is None
-            else f"{row['steps_per_second']:.0f}", "-" if checkpoint is None else ("exact" if checkpoint else "DIFFERS"),
+            else f"{row['steps_per_second']:.0f}" + ("*" if row.get("emulated") else ""),
+            "-" if checkpoint is None else ("exact" if checkpoint else "DIFFERS"),
             row["verdict"] + same,
         ))
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
@@ -142,6 +143,9 @@ def runtimes_lines(result: ComparisonResult) -> list[str]:
                                       for j, (c, w) in enumerate(zip(r, widths, strict=True))).rstrip())
     lines += [f"  {name}: {row['reason']}" for name, row in rows.items()
               if row["verdict"] not in ("consistent", result.verdict.value) or row["verdict"] == "failed"]
+    emulated = [name for name, row in rows.items() if row.get("emulated") and row.get("steps_per_second")]
+    if emulated:
+        lines.append(f"  * {', '.join(emulated)}: emulated (qemu-user on this x86 machine), not the device's speed")
     return lines
 
 

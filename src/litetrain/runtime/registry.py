@@ -59,6 +59,9 @@ RUNTIMES: dict[str, RuntimeEntry] = {e.name: e for e in (
                  "a SavedModel's train/infer/save/restore signatures in TensorFlow"),
 )}
 
+EMULATED = ("arm64",)
+"""Runtimes whose speed is an emulator's, not the device's (arm64 runs under qemu-user on x86)."""
+
 
 def runtime(name: str) -> RuntimeEntry:
     """The registry entry of ``name``.

@@ -2,7 +2,7 @@
 
 One name (``--runtimes arm64``): the session trains, checkpoints and evaluates on that runtime, as the phone (or
 the web page) would. Several (``--runtimes arm64,interpreter,wasm``): the first leads the session and the others
-train the same batches from the same weights in lockstep (:class:`~litetrain.runtime.lockstep.LockstepRunner`);
+train the same batches from the same weights in lockstep (:class:`~litetrain.training.lockstep.LockstepRunner`);
 the result's ``runtimes.<name>`` says how far each follower's losses and final weights are from the leader's and how
 fast each one trained. Default: the Python ``Interpreter``, alone, exactly as without the option.
 """
@@ -42,8 +42,8 @@ def open_train_runtimes(names: Sequence[str], model: bytes | str | Path, *, num_
         UsageError: ``num_threads`` for a runtime that does not take a thread count.
         LitetrainError: a runtime cannot load the model (each runner's own refusal).
     """
-    from litetrain.runtime.lockstep import LockstepRunner
     from litetrain.runtime.registry import runner_class
+    from litetrain.training.lockstep import LockstepRunner
 
     opened: list[Runner] = []
     try:
@@ -66,7 +66,8 @@ def open_train_runtimes(names: Sequence[str], model: bytes | str | Path, *, num_
 def runtime_rows(runner: Runner) -> dict[str, dict[str, object]]:
     """The result's ``runtimes``: a row per runtime (see :meth:`LockstepRunner.rows`); one runtime alone has its
     steps, steps/s and whether that speed is an emulator's."""
-    from litetrain.runtime.lockstep import EMULATED, LockstepRunner
+    from litetrain.runtime.registry import EMULATED
+    from litetrain.training.lockstep import LockstepRunner
 
     if isinstance(runner, LockstepRunner):
         return runner.rows()

@@ -16,9 +16,7 @@ import numpy as np
 
 from litetrain.errors import InternalError
 from litetrain.runtime.base import Runner
-
-EMULATED = ("arm64",)
-"""Runtimes whose speed is an emulator's, not the device's (arm64 runs under qemu-user on x86)."""
+from litetrain.runtime.registry import EMULATED
 
 
 class LockstepRunner(Runner):
