@@ -737,12 +737,14 @@ def diabetes_regression() -> Any:
 # ----------------------------------------------------------------------------------------------------- registry
 
 
-# BatchNorm's training-mode backward pass sums tens of thousands of nearly cancelling terms; TFLite's float32
-# reductions come out far less precise there than TensorFlow's (resnet_small: step 1's update of a conv kernel 1.8%
-# apart, TFLite 2.3e-3 from the float64 twin where TensorFlow float32 is 7.8e-6), so check says inconsistent.
+# A convolution feeding a training-mode BatchNorm has an ill-conditioned filter gradient (the x*dy terms over
+# N*H*W cancel: BatchNorm gives dy zero mean per channel). TFLite sums it in one float32 chain (a CONV_2D with dy as
+# the filter, run by the builtin GEMM), 4-38x less precisely than TensorFlow's Conv2DBackpropFilter, and Adam's
+# g/(|g|+eps) makes elements near eps differ visibly: resnet_small's step-1 kernel updates 1.8-199% apart, TFLite
+# 2.5e-3 from the float64 twin where TensorFlow is 6.5e-5 (README, "Open finding").
 BATCHNORM_TRAINING_PRECISION = (
-    "open finding: full fine-tuning in fit mode is inconsistent because TFLite's float32 reductions in "
-    "BatchNorm's training-mode backward pass are far less precise than TensorFlow's"
+    "open finding: full fine-tuning in fit mode is inconsistent because TFLite sums the filter gradients of "
+    "convolutions that feed training-mode BatchNorm (terms that cancel) far less precisely than TensorFlow"
 )
 
 
