@@ -51,6 +51,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="run the interpreter in a separate worker process and measure its memory and time")
     r.add_argument("--runtime-python", metavar="PATH", help="Python interpreter of the worker (implies --isolated)")
     r.add_argument("--threads", type=int, default=None, metavar="N", help="interpreter threads (default: its own)")
+    r.add_argument("--no-feature-cache", dest="feature_cache", action="store_false",
+                   help="always run train(x, y); by default a model with a frozen base (bottleneck/train_head "
+                   "signatures) computes each sample's bottleneck once and trains the head on the cached ones")
     r.add_argument("--runtimes", default=None, metavar="NAMES",
                    help="the LiteRT runtime(s) to train on, comma-separated: interpreter, compiled, worker, arm64 "
                    "(ARM64 kernels under qemu, emulated: slow), wasm (LiteRT.js in Node), or all; the first trains "
@@ -81,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, shuffle_seed=args.shuffle_seed, checkpoint_every=args.checkpoint_every,
         keep=args.keep, resume=args.resume, lr_schedule=args.lr_schedule, isolated=args.isolated,
         runtime_python=args.runtime_python, num_threads=args.threads, runtimes=args.runtimes,
-        project_samples=args.project_samples,
+        project_samples=args.project_samples, feature_cache=args.feature_cache,
         progress=progress, log=None if args.quiet else log,
     )
     if args.json_out:

@@ -128,6 +128,12 @@ class LiteRTRunner(Runner):
         self.weight_infos = layout.weight_infos
         self._train = self._runners["train"]
 
+    def signature(self, key: str) -> Any:
+        """The interpreter's runner of any signature of the model (e.g. ``bottleneck``), or None if it has none."""
+        if key not in self._interp.get_signature_list():
+            return None
+        return self._interp.get_signature_runner(key)
+
     def _call(self, key: str, **inputs: np.ndarray) -> dict[str, np.ndarray]:
         try:
             return self._runners[key](**inputs)

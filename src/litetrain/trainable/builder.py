@@ -24,9 +24,15 @@ from litetrain.convert.converter import tflite_from_saved_model
 from litetrain.convert.verify import Verification, verify_conversion
 from litetrain.data.dataset import Dataset, load_dataset
 from litetrain.errors import UsageError
+from litetrain.trainable.bottleneck import (
+    BottleneckPlan,
+    bottleneck_functions,
+    plan_bottleneck,
+    verify_bottleneck,
+)
 from litetrain.trainable.keras_objects import resolve_loss, resolve_optimizer
 from litetrain.trainable.loaders import Framework, LoadedModel, load_model
-from litetrain.trainable.module import LAYERS_FIT, SIGNATURE_KEYS, TRAIN, TrainableModule, VariableInfo
+from litetrain.trainable.module import LAYERS_FIT, TRAIN, TrainableModule, VariableInfo
 
 SCHEMA_VERSION = "1.0"
 
@@ -48,6 +54,8 @@ class BuildResult:
     output_dir: Path | None = None
     fitted: Any = None
     """The ``data`` given to :func:`build`, fitted to the train signature (FittedData), or None."""
+    bottleneck: Any = None
+    """The :class:`~litetrain.trainable.bottleneck.BottleneckPlan`: the feature-caching signatures, or why none."""
 
     @property
     def variables(self) -> tuple[VariableInfo, ...]:
@@ -84,6 +92,7 @@ class BuildResult:
             "rewritten_gradients": list(self.rewritten_gradients),
             "adaptations": list(self.adaptations),
             "verification": self.verification.to_json() if self.verification else None,
+            "bottleneck": self.bottleneck.to_json() if self.bottleneck is not None else None,
             "timings_s": self.timings,
         }
 
@@ -158,7 +167,7 @@ def build(
         layers = layers or LAYERS_FIT
         adaptations = adapt_for_training(loaded.model, training_mode=layers == LAYERS_FIT)
         module = TrainableModule(loaded, loss_cfg, opt_cfg, batch_size, trainable, layers=layers)
-        functions, rewritten = _trace(module, select_tf_ops)
+        functions, rewritten, bottleneck = _trace(module, select_tf_ops)
     fitted = _fit(module, dataset)  # data that does not fit the model fails before the conversion
     settings = _settings(module, trainable, select_tf_ops)
     out_dir = Path(output_dir) if output_dir is not None else None
@@ -170,8 +179,11 @@ def build(
         if not census.flex:
             with _timed(timings, "verify_s"):
                 verification = _verify(module, tflite, _samples(module, sample_x, fitted), tolerances or Tolerances())
+            with _timed(timings, "verify_bottleneck_s"):
+                bottleneck = verify_bottleneck(module, tflite, bottleneck, fitted)
         result = BuildResult(
-            module, tflite, census, loaded, settings, rewritten, adaptations, verification, timings, out_dir, fitted
+            module, tflite, census, loaded, settings, rewritten, adaptations, verification, timings, out_dir, fitted,
+            bottleneck,
         )
         if staged is not None:
             (staged / "model.tflite").write_bytes(tflite)
@@ -208,21 +220,25 @@ def _convert(module: TrainableModule, functions: dict[str, Any], staged: Path | 
             import_module("tensorflow").saved_model.save(module, str(sm_dir), signatures=functions)
         with _timed(timings, "convert_s"):
             return tflite_from_saved_model(
-                sm_dir, list(SIGNATURE_KEYS), select_tf_ops=select_tf_ops,
+                sm_dir, list(functions), select_tf_ops=select_tf_ops,
                 layer_names=[layer.name for layer in module.model.layers],
                 suffixed_scopes=module.framework is Framework.KERAS3,
             )
 
 
-def _trace(module: TrainableModule, select_tf_ops: bool) -> tuple[dict[str, Any], tuple[str, ...]]:
-    """The four concrete functions, and the forward ops whose gradients were rewritten to builtin ops."""
+def _trace(module: TrainableModule, select_tf_ops: bool) -> tuple[dict[str, Any], tuple[str, ...], BottleneckPlan]:
+    """The concrete functions (the convention's, and the bottleneck's when the base is frozen), the forward ops whose
+    gradients were rewritten to builtin ops, and the bottleneck plan."""
     from litetrain.trainable.gradients import builtin_gradients
 
     if select_tf_ops:
-        return module.concrete_functions(path_checkpoints=True), ()
+        no_cut = BottleneckPlan(reason="--select-tf-ops builds the 2021 recipe's four signatures only")
+        return module.concrete_functions(path_checkpoints=True), (), no_cut
+    plan = plan_bottleneck(module)
     with builtin_gradients() as log:
         functions = module.concrete_functions()
-    return functions, log.live_in(functions[TRAIN].graph)
+        functions.update(bottleneck_functions(module, plan, functions[TRAIN]))
+    return functions, log.live_in(functions[TRAIN].graph), plan
 
 
 VERIFY_SAMPLES = 8

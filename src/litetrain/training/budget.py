@@ -57,6 +57,10 @@ class Budget:
     data_bytes: int
     worker_timings: dict[str, Any] | None = None
     projection: Projection | None = None
+    feature_cache_bytes: int | None = None
+    """Memory of the cached bottlenecks of every training sample (None: the session ran ``train`` on the inputs)."""
+    feature_cache_seconds: float | None = None
+    """Time spent computing the cached bottlenecks (once per session, in its first epoch)."""
 
     @property
     def steps_per_second(self) -> float | None:
@@ -80,7 +84,9 @@ class Budget:
             f"{self.eval_seconds:.2f} s, {self.checkpoint_writes} checkpoint writes"
             + (f" of {self.checkpoint_seconds_mean * 1e3:.1f} ms" if self.checkpoint_seconds_mean else "") + ")",
             f"memory: peak RSS {_mib(self.peak_rss_bytes)} ({self.rss_source}); model {_kib(self.model_size_bytes)}, "
-            f"checkpoint {_kib(self.checkpoint_size_bytes)}, data {_mib(self.data_bytes)}",
+            f"checkpoint {_kib(self.checkpoint_size_bytes)}, data {_mib(self.data_bytes)}"
+            + (f", feature cache {_mib(self.feature_cache_bytes)} (computed in {self.feature_cache_seconds:.2f} s)"
+               if self.feature_cache_bytes is not None else ""),
         ]
         p = self.projection
         if p is not None:

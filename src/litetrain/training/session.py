@@ -58,6 +58,8 @@ class TrainConfig:
         resume: Continue from the newest checkpoint in ``checkpoint_dir`` (from the start if there is none).
         lr_schedule: Learning-rate schedule (None: the model's constant rate).
         project_samples: Also project the budget to a dataset of this many training samples.
+        feature_cache: Train the head on cached bottlenecks when the model has the ``bottleneck``/``train_head``
+            signatures of a frozen base (:mod:`litetrain.training.feature_cache`); False: always ``train``.
     """
 
     epochs: int
@@ -69,6 +71,7 @@ class TrainConfig:
     resume: bool = False
     lr_schedule: LRSchedule = dataclasses.field(default_factory=LRSchedule)
     project_samples: int | None = None
+    feature_cache: bool = True
 
     def __post_init__(self) -> None:
         for name, minimum in (("epochs", 1), ("batch_size", 1), ("checkpoint_every", 1), ("keep", 1),
@@ -181,6 +184,8 @@ class TrainSession:
         self.log = log or (lambda line: None)
         self._written: list[float] = []
         self._last_checkpoint: Path | None = None
+        self._cache: Any = None  # a FeatureCache while the session trains the head on cached bottlenecks
+        self._cache_status = "off (--no-feature-cache)"
 
     # -- set-up ---------------------------------------------------------------------------------------------
 
@@ -277,6 +282,7 @@ class TrainSession:
         plan = self._plan()
         cursor = self._start(store, plan.session)
         cursor.lr_last = None if plan.base_lr is None else float(np.float32(plan.base_lr))
+        self._open_cache()
         train_seconds_before, calls_before = runner.train_seconds, runner.train_calls
         self._train_epochs(store, plan, cursor)
         budget = self._budget(plan, cursor, runner.train_seconds - train_seconds_before,
@@ -360,6 +366,11 @@ class TrainSession:
         inside_before = _interpreter_train_totals(runner)
         epoch_started = time.perf_counter()
         self.progress.start(plan.total_steps, initial=c.step)
+        if self._cache is not None:  # in the first epoch's time: computing the features is part of the session
+            self._cache.fill(plan.fitted.x, plan.fitted.x_test)
+            self.log(f"feature cache: {len(plan.fitted.x) + len(plan.fitted.x_test)} bottlenecks, "
+                     f"{self._cache.nbytes / 2**20:.2f} MiB, "
+                     f"{self._cache.seconds:.2f} s")
         try:
             orders = epoch_orders(len(plan.fitted.x), config.seed, c.epoch)
             for e in range(c.epoch, config.epochs):
@@ -410,7 +421,7 @@ class TrainSession:
                     c.lr_now = lr
                 c.lr_last = float(lr)
             idx = order[pos * batch:(pos + 1) * batch]
-            loss = runner.train_step(x[idx], y[idx])
+            loss = self._cache.train_step(idx, y[idx]) if self._cache else runner.train_step(x[idx], y[idx])
             if not math.isfinite(loss):
                 raise self._non_finite(loss, c.step + 1, e + 1)
             c.loss_sum += loss
@@ -466,11 +477,24 @@ class TrainSession:
             rss_source=source,
             model_size_bytes=len(self.model_bytes),
             data_bytes=int(sum(a.nbytes for a in (fitted.x, fitted.y, fitted.x_test, fitted.y_test))),
+            feature_cache_bytes=self._cache.nbytes if self._cache is not None else None,
+            feature_cache_seconds=self._cache.seconds if self._cache is not None else None,
             worker_timings=worker_timings,
             projection=projection,
         )
 
     # -- helpers ----------------------------------------------------------------------------------------------
+
+    def _open_cache(self) -> None:
+        """Trains on cached bottlenecks from here on when the config allows it and the model can."""
+        if not self.config.feature_cache:
+            return
+        from litetrain.training.feature_cache import FeatureCache
+
+        self._cache, why = FeatureCache.open(self.runner)
+        self._cache_status = why if self._cache is None else "on"
+        if self._cache is None:
+            self.log(f"feature cache off: {why}")
 
     @staticmethod
     def _state(session: Mapping[str, Any], epoch: int, position: int, loss_sum: float,
@@ -497,7 +521,10 @@ class TrainSession:
         self.runner.set_weights(weights)
 
     def _evaluate(self, fitted: Any) -> float | None:
-        outputs = self.runner.infer(fitted.x_test)[self.runner.primary_output]
+        if self._cache is not None and self._cache.test_features is not None:
+            outputs = self._cache.infer_test()[self.runner.primary_output]
+        else:
+            outputs = self.runner.infer(fitted.x_test)[self.runner.primary_output]
         return fitted.accuracy(outputs, None)
 
     def _non_finite(self, loss: float, step: int, epoch: int) -> DataError:
@@ -544,6 +571,7 @@ class TrainSession:
             "resume": c.resume,
             "lr_schedule": c.lr_schedule.to_json(),
             "project_samples": c.project_samples,
+            "feature_cache": self._cache_status,
             "runner": self.runner.name,
             **self.extra_settings,
         }
@@ -617,6 +645,7 @@ def train(
     num_threads: int | None = None,
     runtimes: str | Sequence[str] | None = None,
     project_samples: int | None = None,
+    feature_cache: bool = True,
     progress: Progress | bool | None = False,
     log: Callable[[str], None] | None = None,
 ) -> TrainResult:
@@ -628,7 +657,7 @@ def train(
             with ``labels``, ``.csv``, an image folder, a :class:`~litetrain.data.dataset.Dataset`); image folders
             are resized to the model's input.
         epochs, checkpoint_dir, batch_size, shuffle_seed, checkpoint_every, keep, resume, lr_schedule,
-            project_samples: See :class:`TrainConfig`.
+            project_samples, feature_cache: See :class:`TrainConfig`.
         labels: Labels ``.npy`` for a ``.npy`` of inputs.
         isolated: Run the interpreter in a separate worker process (measures its own memory and time).
         runtime_python: Python interpreter for the worker (implies ``isolated``).
@@ -652,7 +681,7 @@ def train(
     config = TrainConfig(
         epochs=epochs, checkpoint_dir=Path(checkpoint_dir), batch_size=batch_size, shuffle_seed=shuffle_seed,
         checkpoint_every=checkpoint_every, keep=keep, resume=resume, lr_schedule=LRSchedule.parse(lr_schedule),
-        project_samples=project_samples,
+        project_samples=project_samples, feature_cache=feature_cache,
     )
     model_bytes = read_model(model)
     model_path = None if isinstance(model, bytes | bytearray) else Path(model)
