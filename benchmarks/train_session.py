@@ -43,14 +43,16 @@ BARE = textwrap.dedent("""
     if len(y_detail["shape"]) == 2:  # categorical cross-entropy: one-hot labels, as fit_to_model makes them
         y = np.eye(y_detail["shape"][1], dtype=y_detail["dtype"])[y]
     rng = np.random.default_rng(seed)
-    spe = len(x) // batch
     batches = []
-    for _ in range(epochs):
-        order = rng.permutation(len(x))[: spe * batch].reshape(spe, batch)
-        batches += [(x[i], y[i]) for i in order]
+    for _ in range(epochs):  # every sample, the last batch of an epoch padded and counted by n, as litetrain does
+        order = rng.permutation(len(x))
+        for at in range(0, len(x), batch):
+            rows = order[at:at + batch]
+            padded = rows[np.arange(batch) % len(rows)]
+            batches.append((x[padded], y[padded], np.array([len(rows)], np.int32)))
     start = time.perf_counter()
-    for bx, by in batches:
-        run(x=bx, y=by)
+    for bx, by, bn in batches:
+        run(x=bx, y=by, n=bn)
     seconds = time.perf_counter() - start
     hwm = [int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmHWM:")][0]
     print(json.dumps({"steps": len(batches), "seconds_per_step": seconds / len(batches), "rss": hwm}))

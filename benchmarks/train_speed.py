@@ -62,6 +62,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def _padded(x: Any, y: Any, indices: Any, batch: int) -> tuple[Any, Any, Any]:
+    """The plan's batches at the signature's fixed size (a partial one's rows repeated) and their counts ``n``."""
+    import numpy as np
+
+    rows = np.stack([r[np.arange(batch) % len(r)] for r in indices])
+    return x[rows], y[rows], np.array([[len(r)] for r in indices], np.int32)
+
+
 class Case:
     """One batch size: the built model, the three trainers on one shared block of batches, and their timings."""
 
@@ -104,17 +112,17 @@ class Case:
         x, y = self.data.x, self.data.y
         # Block length: about --block-seconds of the bare loop, within --max-batch-mb of pre-sliced batches.
         probe = plan_batches(len(x), batch, steps=50, seed=args.seed)
-        px, py = x[probe.indices], y[probe.indices]
+        px, py, pn = _padded(x, y, probe.indices, batch)
         for i in range(10):  # warm-up
-            self.bare_train(x=px[i], y=py[i])
+            self.bare_train(x=px[i], y=py[i], n=pn[i])
         start = time.perf_counter()
         for i in range(10, 50):
-            self.bare_train(x=px[i], y=py[i])
+            self.bare_train(x=px[i], y=py[i], n=pn[i])
         per_step = (time.perf_counter() - start) / 40
         cap = max(1, int(args.max_batch_mb * 2**20 // (x[:batch].nbytes + y[:batch].nbytes)))
         self.steps = max(10, min(cap, math.ceil(args.block_seconds / per_step)))
         self.plan = plan_batches(len(x), batch, steps=self.steps, seed=args.seed)
-        self.xb, self.yb = x[self.plan.indices], y[self.plan.indices]  # the bare loop's batches, sliced once
+        self.xb, self.yb, self.nb = _padded(x, y, self.plan.indices, batch)  # the bare loop's batches, sliced once
         self.loop: dict[str, list[float]] = {m: [] for m in METHODS}  # seconds per step, one per block
         self.wall: list[float] = []  # litetrain: whole train_trajectory call per step (slicing included)
         self.blocks = dict.fromkeys(METHODS, 1)
@@ -126,10 +134,10 @@ class Case:
         self.bare_restore(**self.initial)
 
     def run_bare(self) -> float:
-        train, xb, yb = self.bare_train, self.xb, self.yb
+        train, xb, yb, nb = self.bare_train, self.xb, self.yb, self.nb
         start = time.perf_counter()
         for i in range(self.steps):
-            train(x=xb[i], y=yb[i])
+            train(x=xb[i], y=yb[i], n=nb[i])
         return time.perf_counter() - start
 
     def run_trajectory(self, runner: Any) -> tuple[float, float]:

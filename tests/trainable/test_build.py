@@ -35,6 +35,7 @@ def test_keras3_build_writes_artifacts_with_the_signature_convention(tmp_path):
     assert {t["name"]: t for t in sigs["restore"]["inputs"]}["opt_iteration"]["dtype"] == "int32"
     train_in = {t["name"]: t for t in sigs["train"]["inputs"]}
     assert train_in["x"]["shape"] == [16, 8, 8] and train_in["y"] == {"name": "y", "shape": [16], "dtype": "int32"}
+    assert train_in["n"] == {"name": "n", "shape": [1], "dtype": "int32"}  # the count of real rows (no 0-d input)
     assert [t["name"] for t in sigs["train"]["outputs"]] == ["loss"]
     assert sigs["infer"]["inputs"][0]["shape"] == [-1, 8, 8]
     roles = [v["role"] for v in info["variables"]]

@@ -112,7 +112,7 @@ def test_embedding_on_token_ids_trains_builtin_only_and_consistent(dtype):
 def test_build_json_shows_int32_token_inputs(tmp_path):
     build(text_model("int64"), loss="sparse_categorical_crossentropy", batch_size=4, output_dir=tmp_path / "b")
     sigs = json.loads((tmp_path / "b" / "build.json").read_text())["signatures"]
-    assert {t["name"]: t["dtype"] for t in sigs["train"]["inputs"]} == {"x": "int32", "y": "int32"}
+    assert {t["name"]: t["dtype"] for t in sigs["train"]["inputs"]} == {"x": "int32", "y": "int32", "n": "int32"}
     assert sigs["infer"]["inputs"] == [{"name": "x", "shape": [-1, SEQ], "dtype": "int32"}]
 
 
@@ -132,7 +132,7 @@ def test_two_outputs_with_loss_weights_match_keras_weighted_loss():
     assert_consistent(result)
     assert abs(result.train.loss["tensorflow"][0] - expected) <= 1e-6
     sigs = result.model["signatures"]
-    assert sorted(t["name"] for t in sigs["train"]["inputs"]) == ["x", "y_cls", "y_reg"]
+    assert sorted(t["name"] for t in sigs["train"]["inputs"]) == ["n", "x", "y_cls", "y_reg"]
     assert sorted(t["name"] for t in sigs["infer"]["outputs"]) == ["cls", "reg"]
     assert result.inference["after"].accuracy["tflite"] is not None  # of the classification head
     assert [(o["output"], o["name"], o["weight"]) for o in result.settings["losses"]] == [
@@ -150,7 +150,7 @@ def test_two_inputs_from_an_npz_of_named_arrays(tmp_path):
     assert_consistent(result)
     assert abs(result.train.loss["tensorflow"][0] - expected) <= 1e-6
     sigs = result.model["signatures"]
-    assert sorted(t["name"] for t in sigs["train"]["inputs"]) == ["x_item", "x_user", "y"]
+    assert sorted(t["name"] for t in sigs["train"]["inputs"]) == ["n", "x_item", "x_user", "y"]
     assert [t["name"] for t in sigs["infer"]["outputs"]] == ["output"]
 
 

@@ -49,12 +49,13 @@ class ReversedRowsRunner(Runner):
         self.inner = inner
         self.name = f"{inner.name}:reversed-rows"
         self.train_inputs = inner.train_inputs
+        self.count_input = inner.count_input
         self.infer_input = inner.infer_input
         self.infer_outputs = inner.infer_outputs
         self.weight_infos: Mapping[str, TensorInfo] = inner.weight_infos
 
-    def _train_step_impl(self, x: np.ndarray, y: np.ndarray) -> float:
-        return self.inner.train_step(x[::-1], y[::-1])
+    def _train_step_impl(self, x: np.ndarray, y: np.ndarray, n: int) -> float:
+        return self.inner.train_step(x[:n][::-1], y[:n][::-1])  # the real rows; inner pads them again
 
     def _infer_impl(self, x: np.ndarray) -> dict[str, np.ndarray]:
         return self.inner.infer(x)

@@ -242,7 +242,7 @@ def _preflight_partition(dataset: Dataset, clients: int, spec: PartitionSpec, se
     labels = _raw_class_labels(dataset.y)
     if labels is None and spec.kind is not PartitionKind.IID:
         return  # whether these are classes is known once the data is fitted to the model's output
-    partition(len(dataset.x), clients, spec, labels=labels, seed=seed, min_samples=batch)
+    partition(len(dataset.x), clients, spec, labels=labels, seed=seed)  # a client with any samples trains
 
 
 def _fingerprint(prepared: PreparedModel, initial: dict[str, np.ndarray], settings: dict[str, Any]) -> dict[str, Any]:
@@ -521,8 +521,8 @@ class Federation:
         self.fitted = fit_to_model(self.dataset, lite.train_inputs[0], lite.train_inputs[1],
                                    tuple(probe.shape[1:]), prepared.loss)
         self.labels = class_labels(self.fitted)
-        self.shards = partition(len(self.fitted.x), o.clients, o.spec, labels=self.labels, seed=o.seed,
-                                min_samples=prepared.batch_size)
+        # A client with fewer samples than a batch trains on partial batches (the train signature's n).
+        self.shards = partition(len(self.fitted.x), o.clients, o.spec, labels=self.labels, seed=o.seed)
         self.full = lite.get_weights()
         self.initial = {n: self.full[n] for n in prepared.weight_names}
         self.evaluators = {RuntimeKind.TFLITE: Evaluator(lite, prepared.weight_names, self.fitted, prepared.loss)}
@@ -798,11 +798,11 @@ class _OwnOptimizer(Runner):
         self.name = inner.name
         self.train_inputs, self.infer_input, self.infer_outputs = (inner.train_inputs, inner.infer_input,
                                                                    inner.infer_outputs)
-        self.weight_infos = inner.weight_infos
+        self.weight_infos, self.count_input = inner.weight_infos, inner.count_input
         inner.set_weights({**state, **weights})  # the round's start: the runtime's own initial optimizer state
 
-    def _train_step_impl(self, x: np.ndarray, y: np.ndarray) -> float:
-        return self.inner.train_step(x, y)
+    def _train_step_impl(self, x: np.ndarray, y: np.ndarray, n: int) -> float:
+        return self.inner.train_step(x[:n], y[:n])
 
     def _infer_impl(self, x: np.ndarray) -> dict[str, np.ndarray]:
         return self.inner.infer(x)

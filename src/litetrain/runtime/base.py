@@ -126,6 +126,8 @@ class Runner(abc.ABC):
     weight_infos: Mapping[str, TensorInfo]
     has_weights: bool = True
     """False for a model without ``save``/``restore``: it trains and infers, but its weights cannot move."""
+    count_input: TensorInfo | None = None
+    """The train signature's count of real rows ``n`` (``[1]`` int32), or None for a model built without it."""
 
     def __init__(self) -> None:
         self.train_seconds = 0.0
@@ -153,16 +155,47 @@ class Runner(abc.ABC):
     def train_batch_size(self) -> int | None:
         return self.train_inputs[0].shape[0]
 
+    @property
+    def takes_partial_batches(self) -> bool:
+        """Whether :meth:`train_step` takes fewer samples than the batch: a dynamic batch, or a count input."""
+        return self.train_batch_size is None or self.count_input is not None
+
     def train_step(self, x: np.ndarray, y: np.ndarray) -> float:
-        """Runs one optimizer step on a batch and returns the loss."""
-        xi, yi = self.train_inputs
-        x = xi.check(x, f"{self.name} train")
-        y = yi.check(y, f"{self.name} train")
+        """Runs one optimizer step on a batch and returns the loss.
+
+        A batch with fewer samples than the train signature's fixed batch size is padded to it (its rows repeated)
+        and the count input ``n`` says how many rows are real, so the step trains on those samples alone.
+        """
+        x, y, n = self._padded(x, y)
         start = time.perf_counter()
-        loss = self._train_step_impl(x, y)
+        loss = self._train_step_impl(x, y, n)
         self.train_seconds += time.perf_counter() - start
         self.train_calls += 1
         return loss
+
+    def count_feed(self, n: int) -> dict[str, np.ndarray]:
+        """The count input of a train call with ``n`` real rows (nothing for a model without one)."""
+        return {} if self.count_input is None else {self.count_input.name: np.array([n], np.int32)}
+
+    def _padded(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+        """The checked batch at the signature's batch size, and how many of its rows are real."""
+        xi, yi = self.train_inputs
+        batch, what = xi.shape[0], f"{self.name} train"
+        n = len(x) if np.ndim(x) else 0
+        if batch is None or n >= batch or n == 0:
+            return xi.check(x, what), yi.check(y, what), batch or n
+        if self.count_input is None:
+            raise DataError(
+                f"{what}: the train signature takes exactly {batch} samples and has no count input 'n' to mark "
+                f"padding; received {n}.",
+                hint="Rebuild the model with litetrain build (its train signature takes n), or give full batches.",
+            )
+        x = TensorInfo(xi.name, (None, *xi.shape[1:]), xi.dtype).check(x, what)
+        y = TensorInfo(yi.name, (None, *yi.shape[1:]), yi.dtype).check(y, what)
+        if len(y) != n:
+            raise DataError(f"{what}: {n} inputs but {len(y)} targets.", hint="Give one target per sample.")
+        rows = np.arange(batch) % n
+        return x[rows], y[rows], n
 
     def infer(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """Runs inference on any number of samples (chunked when the signature has a fixed batch size)."""
@@ -221,7 +254,8 @@ class Runner(abc.ABC):
             raise SignatureError(f"{self.name}: the model has no save/restore signatures, so weights cannot move.")
 
     @abc.abstractmethod
-    def _train_step_impl(self, x: np.ndarray, y: np.ndarray) -> float: ...
+    def _train_step_impl(self, x: np.ndarray, y: np.ndarray, n: int) -> float:
+        """One step on a full batch whose first ``n`` rows are real (feed :meth:`count_feed` to the model)."""
 
     @abc.abstractmethod
     def _infer_impl(self, x: np.ndarray) -> dict[str, np.ndarray]: ...

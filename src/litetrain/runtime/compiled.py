@@ -95,6 +95,7 @@ class CompiledModelRunner(Runner):
             self._release()
             raise ConversionError(f"The {_WHO} API cannot load the model: {exc}") from exc
         self.train_inputs = layout.train_inputs
+        self.count_input = layout.count_input
         self.infer_input = layout.infer_input
         self.infer_outputs = layout.infer_outputs
         self.has_weights = layout.has_weights
@@ -121,8 +122,8 @@ class CompiledModelRunner(Runner):
         except (RuntimeError, ValueError, KeyError) as exc:
             raise signature_call_error(_WHO, key, exc) from exc
 
-    def _train_step_impl(self, x: np.ndarray, y: np.ndarray) -> float:
-        out = self._call("train", **self.train_inputs[0].tensors(x), **self.train_inputs[1].tensors(y))
+    def _train_step_impl(self, x: np.ndarray, y: np.ndarray, n: int) -> float:
+        out = self._call("train", **self.train_inputs[0].tensors(x), **self.train_inputs[1].tensors(y), **self.count_feed(n))
         return float(out["loss"].reshape(-1)[0])
 
     def _infer_impl(self, x: np.ndarray) -> dict[str, np.ndarray]:

@@ -122,6 +122,7 @@ class LiteRTRunner(Runner):
             names=signatures,
         )
         self.train_inputs = layout.train_inputs
+        self.count_input = layout.count_input
         self.infer_input = layout.infer_input
         self.infer_outputs = layout.infer_outputs
         self.has_weights = layout.has_weights
@@ -140,9 +141,9 @@ class LiteRTRunner(Runner):
         except (RuntimeError, ValueError) as exc:
             raise signature_call_error("LiteRT", key, exc) from exc
 
-    def _train_step_impl(self, x: np.ndarray, y: np.ndarray) -> float:
+    def _train_step_impl(self, x: np.ndarray, y: np.ndarray, n: int) -> float:
         try:
-            out = self._train(**self.train_inputs[0].tensors(x), **self.train_inputs[1].tensors(y))
+            out = self._train(**self.train_inputs[0].tensors(x), **self.train_inputs[1].tensors(y), **self.count_feed(n))
         except (RuntimeError, ValueError) as exc:
             raise signature_call_error("LiteRT", "train", exc) from exc
         return float(out["loss"])

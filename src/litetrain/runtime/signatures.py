@@ -17,6 +17,8 @@ from litetrain.errors import ConversionError, RuntimeUnavailableError, Signature
 from litetrain.runtime.base import TensorInfo, record_info
 
 CONVENTION_KEYS = ("train", "infer", "save", "restore")
+COUNT = "n"
+"""The train signature's count of real rows (see :mod:`litetrain.trainable.real_rows`)."""
 FLEX_ISSUE = "google-ai-edge/LiteRT#6458"
 
 SignatureDetails = Mapping[str, Mapping[str, Mapping[str, Mapping[str, Any]]]]
@@ -37,6 +39,8 @@ class SignatureLayout:
     keys: tuple[str, ...]
     """The convention's signatures that the model has (a subset of train, infer, save, restore)."""
     train_inputs: tuple[TensorInfo, TensorInfo]
+    count_input: TensorInfo | None
+    """The train signature's ``n`` (how many rows of the batch are real), or None for a model without it."""
     infer_input: TensorInfo
     infer_outputs: tuple[str, ...]
     has_weights: bool
@@ -66,10 +70,11 @@ def signature_layout(
         )
     train_in, train_out = details["train"]["inputs"], details["train"]["outputs"]
     xs, ys = _named(train_in, "x"), _named(train_in, "y")
-    if not xs or not ys or len(xs) + len(ys) != len(train_in) or "loss" not in train_out:
+    count = tensor_info(COUNT, train_in[COUNT]) if COUNT in train_in else None
+    if not xs or not ys or len(xs) + len(ys) + (count is not None) != len(train_in) or "loss" not in train_out:
         raise SignatureError(
-            f"The train signature must take x and y (or x_<input>... and y_<output>... for several) and return "
-            f"loss; it takes {sorted(train_in)} and returns {sorted(train_out)}.",
+            f"The train signature must take x and y (or x_<input>... and y_<output>... for several), optionally "
+            f"n, and return loss; it takes {sorted(train_in)} and returns {sorted(train_out)}.",
             hint="Rename the signature's inputs/outputs to the convention (see 'litetrain compare --help').",
         )
     infer_in = details["infer"]["inputs"]
@@ -78,6 +83,9 @@ def signature_layout(
     if len(xs) > 1 and set(infer_in) != set(xs):
         raise SignatureError(f"The infer signature must take the train signature's inputs {sorted(xs)}; it takes "
                              f"{sorted(infer_in)}.")
+    if count is not None and (count.shape != (1,) or count.dtype != np.int32):
+        raise SignatureError(f"The train signature's count input n must be int32 of shape [1]; it is {count.dtype} "
+                             f"of shape {list(count.shape)}.")
     has_weights = "save" in details and "restore" in details
     return SignatureLayout(
         keys=tuple(k for k in details if k in CONVENTION_KEYS),
@@ -85,6 +93,7 @@ def signature_layout(
             record_info("x", [tensor_info(n, train_in[n]) for n in xs]),
             record_info("y", [tensor_info(n, train_in[n]) for n in ys]),
         ),
+        count_input=count,
         infer_input=record_info("x", [tensor_info(n, d) for n, d in infer_in.items()]),
         infer_outputs=tuple(details["infer"]["outputs"]),
         has_weights=has_weights,

@@ -47,7 +47,7 @@ class TensorflowModuleRunner(Runner):
         super().__init__()
         self.name = name
         self.module = module
-        self._train = tf.function(module.train_step, input_signature=[*module.x_specs, *module.y_specs])
+        self._train = tf.function(module.train_step, input_signature=module.train_specs)
         self._infer = tf.function(module.infer, input_signature=module.infer_specs)
         self.train_inputs = (
             record_info("x", [_info(s) for s in module.x_specs]),
@@ -58,10 +58,12 @@ class TensorflowModuleRunner(Runner):
         self._x_order = [s.name for s in module.x_specs]
         self._y_order = [s.name for s in module.y_specs]
         self.weight_infos = {i.name: TensorInfo(i.name, i.shape, np.dtype(i.dtype)) for i in module.variables_info}
+        self.count_input = _info(module.train_specs[-1])
 
-    def _train_step_impl(self, x: np.ndarray, y: np.ndarray) -> float:
+    def _train_step_impl(self, x: np.ndarray, y: np.ndarray, n: int) -> float:
         xs, ys = self.train_inputs[0].tensors(x), self.train_inputs[1].tensors(y)
-        return float(self._train(*(xs[n] for n in self._x_order), *(ys[n] for n in self._y_order))["loss"].numpy())
+        count = np.array([n], np.int32)
+        return float(self._train(*(xs[k] for k in self._x_order), *(ys[k] for k in self._y_order), count)["loss"])
 
     def _infer_impl(self, x: np.ndarray) -> dict[str, np.ndarray]:
         xs = self.infer_input.tensors(x)
@@ -108,6 +110,7 @@ class SavedModelRunner(Runner):
             for key in ("train", "infer")
         }, require_weights=False)
         self.train_inputs = layout.train_inputs
+        self.count_input = layout.count_input
         self.infer_input = layout.infer_input
         self.infer_outputs = tuple(sigs["infer"].structured_outputs)
         self.has_weights = "save" in sigs and "restore" in sigs
@@ -116,8 +119,8 @@ class SavedModelRunner(Runner):
             if self.has_weights else {}
         )
 
-    def _train_step_impl(self, x: np.ndarray, y: np.ndarray) -> float:
-        inputs = {**self.train_inputs[0].tensors(x), **self.train_inputs[1].tensors(y)}
+    def _train_step_impl(self, x: np.ndarray, y: np.ndarray, n: int) -> float:
+        inputs = {**self.train_inputs[0].tensors(x), **self.train_inputs[1].tensors(y), **self.count_feed(n)}
         return float(self._sigs["train"](**{k: tf.constant(v) for k, v in inputs.items()})["loss"].numpy())
 
     def _infer_impl(self, x: np.ndarray) -> dict[str, np.ndarray]:

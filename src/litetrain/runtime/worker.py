@@ -254,6 +254,7 @@ class WorkerRunner(Runner):
             raise
         self.signature_keys = layout.keys
         self.train_inputs = layout.train_inputs
+        self.count_input = layout.count_input
         self.infer_input = layout.infer_input
         self.infer_outputs = layout.infer_outputs
         self.has_weights = layout.has_weights
@@ -426,8 +427,9 @@ class WorkerRunner(Runner):
         return out
 
     # -- Runner --------------------------------------------------------------------------------------------
-    def _train_step_impl(self, x: np.ndarray, y: np.ndarray) -> float:
-        return float(self.call("train", **self.train_inputs[0].tensors(x), **self.train_inputs[1].tensors(y))["loss"])
+    def _train_step_impl(self, x: np.ndarray, y: np.ndarray, n: int) -> float:
+        xs, ys = self.train_inputs[0].tensors(x), self.train_inputs[1].tensors(y)
+        return float(self.call("train", **xs, **ys, **self.count_feed(n))["loss"])
 
     def _infer_impl(self, x: np.ndarray) -> dict[str, np.ndarray]:
         return self.call("infer", **self.infer_input.tensors(x))

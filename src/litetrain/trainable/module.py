@@ -2,7 +2,10 @@
 
 Signature convention (also what ``litetrain compare`` expects of models built by other means):
 
-- ``train(x, y) -> {"loss"}``: one optimizer step on a batch of fixed size.
+- ``train(x, y, n) -> {"loss"}``: one optimizer step on a batch of fixed size ``B`` whose first ``n`` rows (int32,
+  shape ``[1]``, ``1 <= n <= B``) are real and the rest padding that changes nothing: the loss (the mean over the
+  real rows), the gradients, BatchNormalization's batch statistics and the update are those of the ``n`` rows alone
+  (:mod:`litetrain.trainable.real_rows`). A full batch passes ``n = B``.
 - ``infer(x) -> {"output"}``: the model's output (logits or probabilities, as the model ends), any batch size.
 - A model with several inputs takes ``x_<input name>`` for each instead of ``x``; one with several outputs takes
   ``y_<output name>`` for each instead of ``y`` and ``infer`` returns ``<output name>`` for each instead of
@@ -39,6 +42,7 @@ from litetrain.errors import UnsupportedModelError, UsageError
 from litetrain.trainable.keras_objects import make_loss, make_optimizer
 from litetrain.trainable.loaders import Framework, LoadedModel
 from litetrain.trainable.randomness import counter_randomness
+from litetrain.trainable.real_rows import count_spec, real_rows
 
 tf = import_module("tensorflow")
 
@@ -211,6 +215,11 @@ class TrainableModule(tf.Module):
         return [o.target_spec(self.batch_size) for o in self.outputs]
 
     @property
+    def train_specs(self) -> list[Any]:
+        """The train signature's inputs: the model inputs, the targets and the count ``n`` of real rows."""
+        return [*self.x_specs, *self.y_specs, count_spec()]
+
+    @property
     def infer_specs(self) -> list[Any]:
         return [tf.TensorSpec((None, *i.shape), i.signature_dtype, name=i.name) for i in self.inputs]
 
@@ -268,16 +277,18 @@ class TrainableModule(tf.Module):
         return list(tf.nest.flatten(out))
 
     def train_step(self, *tensors: Any) -> dict[str, Any]:
-        """One optimizer step on ``(*xs, *ys)``; returns the loss before the update (as Keras ``fit`` reports it)."""
-        xs, ys = tensors[: len(self.inputs)], tensors[len(self.inputs) :]
+        """One optimizer step on ``(*xs, *ys, n)``, the first ``n`` rows real; returns the loss before the update
+        (as Keras ``fit`` reports it)."""
+        xs, ys, n = tensors[: len(self.inputs)], tensors[len(self.inputs) : -1], tensors[-1]
         fit = self.layers == LAYERS_FIT
         keras3 = self.framework is Framework.KERAS3
         randomness = counter_randomness(self.optimizer.iterations, keras3) if fit else _nothing()
-        with tf.GradientTape() as tape, randomness as draws:
+        with tf.GradientTape() as tape, randomness as draws, real_rows(n, self.batch_size, keras3) as rows:
             outs = self._forward(xs, training=fit)
             # Set while tracing: the step draws random masks, so a batch's row order is no longer a no-op.
             self.random_draws = draws.count if draws is not None else 0
-            terms = [fn(y, o) for fn, y, o in zip(self._loss_fns, ys, outs, strict=True)]
+            terms = [fn(y, o, sample_weight=rows.loss_weights(o.dtype))
+                     for fn, y, o in zip(self._loss_fns, ys, outs, strict=True)]
             terms = [t if o.weight == 1.0 else tf.cast(o.weight, t.dtype) * t for t, o in zip(terms, self.outputs, strict=True)]
             loss = tf.add_n(terms) if len(terms) > 1 else terms[0]
             if self.model.losses:
@@ -333,7 +344,7 @@ class TrainableModule(tf.Module):
         """
         path_spec = tf.TensorSpec((), tf.string, name="checkpoint_path")
         return {
-            TRAIN: tf.function(self.train_step).get_concrete_function(*self.x_specs, *self.y_specs),
+            TRAIN: tf.function(self.train_step).get_concrete_function(*self.train_specs),
             INFER: tf.function(self.infer).get_concrete_function(*self.infer_specs),
             INFER_FIXED: tf.function(self.infer).get_concrete_function(*self.infer_fixed_specs),
             SAVE: tf.function(self.save_to_path).get_concrete_function(path_spec)
