@@ -251,6 +251,11 @@ def _unique(*names: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
+def _full(*runners: Any) -> bool:
+    """Whether a pair must train full batches only (a fixed-batch train signature without a count input)."""
+    return not all(r.takes_partial_batches for r in runners)
+
+
 def _layer_notes(module: Any) -> tuple[str, ...]:
     """The explanation's notes on the layers' mode: what ``--layers inference`` leaves out of ``model.fit``."""
     from litetrain.trainable.fit_gap import inference_mode_note
@@ -338,7 +343,7 @@ def compare(
     batch = _pair_batch_size(ref, cand, batch_size, repeats)
     initial = ref.get_weights() if repeats or len(runtimes) > 1 else None  # before training
     fitted = fit_to_slots(dataset, *_pair_slots(ref))
-    plan = plan_batches(len(fitted.x), batch, steps=steps, epochs=epochs, seed=seed)
+    plan = plan_batches(len(fitted.x), batch, steps=steps, epochs=epochs, seed=seed, drop_remainder=_full(ref, cand))
     model_info = {
         "reference": str(reference),
         "candidate": str(candidate),

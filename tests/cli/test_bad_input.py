@@ -102,7 +102,6 @@ def f(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
         inf_y=npz("inf_y.npz", x=x, y=y_inf),
         text_x=npz("text_x.npz", x=np.full((64, 8, 8), "a"), y=y),
         complex_x=npz("complex_x.npz", x=x.astype(np.complex64), y=y),
-        five=npz("five.npz", x=x[:5], y=y[:5]),
     )
 
 
@@ -192,8 +191,6 @@ CHECK_CASES: dict[str, Case] = {
     "text-x": (lambda f: [f.classifier, *SPARSE, "--data", f.text_x], 2, lambda f: ["dtype <U1", "astype"]),
     "complex-x": (lambda f: [f.classifier, *SPARSE, "--data", f.complex_x], 2,
                   lambda f: ["dtype complex64", "real numeric dtype"]),
-    "fewer-samples-than-a-batch": (lambda f: [f.classifier, *SPARSE, "--data", f.five], 2,
-                                   lambda f: ["fewer than one batch of 32", "--batch-size"]),
     # option values
     "no-loss-uncompiled-model": (lambda f: [f.classifier], 2, lambda f: ["No loss given", "Pass --loss"]),
     "unknown-loss": (lambda f: [f.classifier, "--loss", "hinge"], 2,

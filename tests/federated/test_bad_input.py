@@ -61,10 +61,9 @@ def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
     (["--client-failure-rate", "1.0"], "--client-failure-rate must be in [0, 1); received 1.0"),
     (["--straggler-rate", "-0.1"], "--straggler-rate must be in [0, 1)"),
     (["--round-timeout", "0"], "--round-timeout must be positive"),
-    # 1,437 training digits make 44 batches of 32 (and 89 of 16): not enough for 50 (100) clients.
-    (["--clients", "50"], "1437 training samples cannot give 50 clients at least one batch of 32"),
-    (["--clients", "100", "--batch-size", "16"], "cannot give 100 clients at least one batch of 16"),
-    # Skewed enough that some client is left without a batch in every one of the 1,000 draws.
+    # A client with fewer samples than a batch trains on partial batches; one without any samples cannot train.
+    (["--clients", "1500"], "1437 training samples cannot give 1500 clients at least 1 sample(s) each"),
+    # Skewed enough that some client is left without samples in every one of the 1,000 draws.
     (["--clients", "40", "--partition", "dirichlet:0.01"], "gives client"),
     (["--server-lr", "0.1"], "--server-lr applies to --strategy fedadam only"),
     (["--strategy", "fedadam", "--server-lr", "0"], "--server-lr must be a positive number; received 0.0"),

@@ -55,7 +55,7 @@ def test_by_class_gives_each_client_k_classes() -> None:
 
 
 def test_too_small_shards_are_a_data_error() -> None:
-    with pytest.raises(DataError, match="at least one batch"):
+    with pytest.raises(DataError, match="at least 32 sample"):
         partition(100, 10, PartitionSpec(), seed=0, min_samples=32)
     with pytest.raises(UsageError, match="class labels"):
         partition(100, 2, PartitionSpec.parse("by-class:1"), labels=None)

@@ -173,7 +173,8 @@ def run_repeats(
     n_steps = 0
     for seed in seeds:
         start = initial_weights(seed)
-        plan = plan_batches(len(data.x), batch_size, steps=steps, epochs=epochs, seed=seed)
+        plan = plan_batches(len(data.x), batch_size, steps=steps, epochs=epochs, seed=seed,
+                            drop_remainder=not all(r.takes_partial_batches for r in runners))
         n_steps = plan.steps
         tail = max(1, int(round(plan.steps * FINAL_LOSS_FRACTION)))
         for runner in runners:

@@ -17,7 +17,7 @@ import numpy as np
 from litetrain.errors import DataError, UsageError
 
 MAX_DIRICHLET_DRAWS = 1000
-"""Dirichlet splits are re-drawn until every client holds at least one batch (the usual practice)."""
+"""Dirichlet splits are re-drawn until every client holds at least ``min_samples`` (the usual practice)."""
 
 
 class PartitionKind(enum.StrEnum):
@@ -100,7 +100,8 @@ def partition(
         spec: How to deal them.
         labels: Class index of every sample (needed for dirichlet and by-class).
         seed: Seeds the split.
-        min_samples: Every client must hold at least this many samples (one batch of the train signature).
+        min_samples: Every client must hold at least this many samples (a client with fewer samples than the
+            train signature's batch trains on partial batches).
 
     Returns:
         One sorted int64 index array per client.
@@ -113,9 +114,9 @@ def partition(
         raise UsageError(f"--clients must be at least 1; received {num_clients}.")
     if num_samples < num_clients * min_samples:
         raise DataError(
-            f"{num_samples} training samples cannot give {num_clients} clients at least one batch of "
-            f"{min_samples} each.",
-            hint="Use fewer --clients, a smaller --batch-size, or more data.",
+            f"{num_samples} training samples cannot give {num_clients} clients at least {min_samples} "
+            f"sample(s) each.",
+            hint="Use fewer --clients, or more data.",
         )
     rng = np.random.default_rng([seed, 0x5EED])
     if spec.kind is PartitionKind.IID:
@@ -138,9 +139,9 @@ def partition(
     if small:
         i, n = small[0]
         raise DataError(
-            f"--partition {spec.describe()} gives client {i} only {n} samples ({len(small)} client(s) below one "
-            f"batch of {min_samples}).",
-            hint="Use fewer --clients, a smaller --batch-size, or a less skewed partition (larger ALPHA or K).",
+            f"--partition {spec.describe()} gives client {i} only {n} samples ({len(small)} client(s) below "
+            f"{min_samples}).",
+            hint="Use fewer --clients, or a less skewed partition (larger ALPHA or K).",
         )
     return out
 

@@ -131,7 +131,7 @@ def project(
     Args:
         samples: Training samples of the projected dataset.
         epochs: Epochs of the projected session.
-        batch_size: The train signature's batch (the last partial batch of an epoch is dropped).
+        batch_size: The train signature's batch (the last batch of an epoch may be partial).
         seconds_per_step: Measured time of one train step.
         checkpoint_every: Checkpoint interval in steps (None: at the end of each epoch only).
         checkpoint_seconds: Measured time of one checkpoint write (None: not measured, counted as 0).
@@ -139,7 +139,7 @@ def project(
         test_ratio: Held-out samples per training sample.
         sample_bytes: Bytes of one sample's input and label.
     """
-    steps_per_epoch = samples // batch_size
+    steps_per_epoch = -(-samples // batch_size)
     writes = 1 + (max(0, (steps_per_epoch - 1) // checkpoint_every) if checkpoint_every else 0)
     test_samples = math.ceil(samples * test_ratio)
     per_epoch = (steps_per_epoch * seconds_per_step + writes * (checkpoint_seconds or 0.0)

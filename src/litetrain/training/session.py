@@ -105,6 +105,21 @@ def epoch_orders(num_samples: int, seed: int, start_epoch: int = 0) -> Iterator[
         yield rng.permutation(num_samples)
 
 
+def _steps_per_epoch(runner: Any, samples: int, batch: int) -> int:
+    """Every sample once, the last batch partial; full batches only for a model without the count input ``n``.
+
+    Raises:
+        DataError: fewer samples than one batch for a model without ``n``.
+    """
+    if runner.takes_partial_batches:
+        return math.ceil(samples / batch)
+    if samples < batch:
+        raise DataError(f"The training data has {samples} samples, fewer than one batch of {batch}, and the model's "
+                        "train signature has no count input n for a partial batch.",
+                        hint="Use more data, or rebuild the model with litetrain build.")
+    return samples // batch
+
+
 def data_digest(x: np.ndarray, y: np.ndarray) -> str:
     """SHA-256 of the training arrays as the model sees them (shape, dtype and bytes)."""
     h = hashlib.sha256()
@@ -215,7 +230,7 @@ class TrainSession:
             "batch_size": batch,
             "shuffle_seed": self.config.seed,
             "num_samples": len(fitted.x),
-            "steps_per_epoch": len(fitted.x) // batch,
+            "steps_per_epoch": _steps_per_epoch(self.runner, len(fitted.x), batch),
             "data_sha256": data_digest(fitted.x, fitted.y),
             "lr_schedule": self.config.lr_schedule.spec,
             "base_learning_rate": base_lr,
@@ -307,11 +322,7 @@ class TrainSession:
         runner, config = self.runner, self.config
         batch = self._batch_size()
         fitted = self._fit()
-        n = len(fitted.x)
-        if n < batch:
-            raise DataError(f"The training data has {n} samples, fewer than one batch of {batch}.",
-                            hint="Use more data, or a model built with a smaller --batch-size.")
-        spe = n // batch
+        spe = _steps_per_epoch(runner, len(fitted.x), batch)
         total_steps = config.epochs * spe
 
         schedule = config.lr_schedule
