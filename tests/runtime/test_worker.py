@@ -119,8 +119,11 @@ def test_same_signature_view_and_checks_as_the_in_process_runner(tflite, worker)
     assert worker.infer_outputs == local.infer_outputs
     assert worker.weight_infos == local.weight_infos
     assert worker.train_batch_size == BATCH
-    with pytest.raises(DataError, match=r"expects shape \(8, 8, 8\).*received \(4, 8, 8\)"):
-        worker.train_step(np.zeros((4, 8, 8), np.float32), np.zeros(4, np.int32))
+    assert worker.count_input == local.count_input
+    with pytest.raises(DataError, match=r"expects shape \(8, 8, 8\).*received \(9, 8, 8\)"):
+        worker.train_step(np.zeros((9, 8, 8), np.float32), np.zeros(9, np.int32))
+    with pytest.raises(DataError, match=r"expects shape \(-1, 8, 8\).*received \(4, 7, 8\)"):  # a partial batch
+        worker.train_step(np.zeros((4, 7, 8), np.float32), np.zeros(4, np.int32))
     with pytest.raises(SignatureError, match="missing"):
         worker.set_weights({"hidden_kernel": np.zeros((64, 16), np.float32)})
 

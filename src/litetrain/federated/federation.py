@@ -233,8 +233,8 @@ def _raw_class_labels(y: np.ndarray) -> np.ndarray | None:
 def _preflight_partition(dataset: Dataset, clients: int, spec: PartitionSpec, seed: int, batch: int | None) -> None:
     """Deals the raw labels before anything is built, so that a split that cannot work fails at once.
 
-    More clients than batches, ``by-class:K`` beyond the number of classes or a Dirichlet split that leaves a
-    client without a batch raise here in a second instead of after the build. The federation deals the fitted
+    More clients than samples, ``by-class:K`` beyond the number of classes or a Dirichlet split that leaves a
+    client without samples raise here in a second instead of after the build. The federation deals the fitted
     data again with the same function and seed; for class indices and one-hot labels that is the same split.
     """
     if batch is None:
