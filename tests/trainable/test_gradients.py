@@ -180,6 +180,11 @@ OP_CASES: dict[str, tuple[Callable[..., tf.Tensor], Sequence, bool]] = {
         [X, (3, 3, 3, 4)],
         False,
     ),
+    # 1x1 stride 1: both gradients as matrix products (BATCH_MATMUL).
+    "conv2d_pointwise": (lambda x, w: tf.nn.conv2d(x, w, 1, "SAME"), [X, (1, 1, 3, 5)], False),
+    "conv2d_pointwise_stride2": (lambda x, w: tf.nn.conv2d(x, w, 2, "SAME"), [X, (1, 1, 3, 5)], False),
+    "depthwise_5x5_stride2_m3": (
+        lambda x, w: tf.nn.depthwise_conv2d(x, w, [1, 2, 2, 1], "SAME"), [X, (5, 5, 3, 3)], False),
     "conv2d_rect_kernel_strides": (lambda x, w: tf.nn.conv2d(x, w, (2, 1), "SAME"), [X, (3, 2, 3, 4)], False),
     "depthwise_dilation2": (
         lambda x, w: tf.nn.depthwise_conv2d(x, w, [1, 1, 1, 1], "SAME", dilations=(2, 2)),

@@ -17,6 +17,7 @@ Every tensor built here has at most 5 dimensions: a 6-D broadcast op aborted the
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -86,12 +87,32 @@ def _pad_hw(x: tf.Tensor, pads: Sequence[tuple[int, int]], value: float = 0.0) -
     return tf.pad(x, paddings, constant_values=value)
 
 
-def _windows(
-    x_padded: tf.Tensor, offset: Sequence[int], strides: Sequence[int], out_hw: Sequence[int]
-) -> tf.Tensor:
-    """Returns x_padded[:, oh + i*sh, ow + j*sw, :] for all output positions (i, j): one window element each."""
-    (oh, ow), (sh, sw), (ho, wo) = offset, strides, out_hw
-    return x_padded[:, oh : oh + (ho - 1) * sh + 1 : sh, ow : ow + (wo - 1) * sw + 1 : sw, :]
+def _window_taker(
+    x_padded: tf.Tensor, strides: Sequence[int], out_hw: Sequence[int], extent: Sequence[int]
+) -> Callable[[Sequence[int]], tf.Tensor]:
+    """Returns ``take(offset)`` = x_padded[:, oh + i*sh, ow + j*sw, :] for all output positions (i, j).
+
+    A strided STRIDED_SLICE runs on TFLite's reference kernel, which copies element by element (XNNPACK takes
+    unit steps only): the strides are folded into dimensions of their own once, [N, Hb, sh, Wb, sw*C], so that
+    every offset is one unit-step SLICE of that 5-D tensor. ``extent`` bounds the offsets (the window's size).
+    """
+    (sh, sw), (ho, wo) = strides, out_hw
+    n, hp, wp, c = x_padded.shape.as_list()
+    n = -1 if n is None else n  # XNNPACK takes a SLICE only when its sizes are all given
+    if (sh, sw) == (1, 1):
+        return lambda offset: tf.slice(x_padded, [0, offset[0], offset[1], 0], [n, ho, wo, c])
+    rows, cols = ((extent[0] - 1) // sh + ho) * sh, ((extent[1] - 1) // sw + wo) * sw
+    fitted = _pad_hw(x_padded, [(0, rows - hp), (0, cols - wp)])
+    if rows < hp or cols < wp:
+        fitted = tf.slice(fitted, [0, 0, 0, 0], [n, rows, cols, c])
+    folded = tf.reshape(fitted, [n, rows // sh, sh, cols // sw, sw * c])
+
+    def take(offset: Sequence[int]) -> tf.Tensor:
+        (oh, ow) = offset
+        begin = [0, oh // sh, oh % sh, ow // sw, (ow % sw) * c]
+        return tf.reshape(tf.slice(folded, begin, [n, ho, 1, wo, c]), [n, ho, wo, c])
+
+    return take
 
 
 def _scatter_windows(
@@ -133,7 +154,8 @@ def _scatter_windows(
             grid = tf.reshape(tf.stack(row_parts, axis=2), [-1, ho * sh, wo * sw, channels])
         top, left = ah * sh, aw * sw
         grids.append(_pad_hw(grid, [(top, rows - top - ho * sh), (left, cols - left - wo * sw)]))
-    total = grids[0] if len(grids) == 1 else tf.math.add_n(grids)
+    # Pairwise ADDs rather than ADD_N, which XNNPACK does not take.
+    total = functools.reduce(tf.add, grids)
     (row0, height), (col0, width) = region
     total = _pad_hw(total, [(0, row0 + height - rows), (0, col0 + width - cols)])
     if (row0, col0, height, width) == (0, 0, *total.shape[1:3]):
@@ -161,7 +183,9 @@ def _relu_grad(op: Any, dy: tf.Tensor) -> tf.Tensor:
 
 def _relu6_grad(op: Any, dy: tf.Tensor) -> tf.Tensor:
     y = op.outputs[0]
-    return tf.where(tf.logical_and(y > 0, y < 6), dy, tf.zeros([], dy.dtype))
+    # 0 < y < 6 as one comparison: y * (6 - y) > 0 for y in [0, 6] (NaN stays unselected). LOGICAL_AND has only a
+    # reference kernel in TFLite; SUB and MUL run on XNNPACK.
+    return tf.where(y * (6.0 - y) > 0, dy, tf.zeros([], dy.dtype))
 
 
 def _leaky_relu_grad(op: Any, dy: tf.Tensor) -> tf.Tensor:
@@ -289,17 +313,36 @@ def _conv2d_grad(op: Any, dy: tf.Tensor) -> list[tf.Tensor] | None:
     x, kernel, strides, dilations, (h, w, c), (ho, wo, _), extent, pads = geometry
     if kernel.shape[2] != c:  # grouped convolution
         return None
+    if kernel.shape.as_list()[:2] == [1, 1] and tuple(strides) == (1, 1) and pads == [(0, 0), (0, 0)]:
+        return _pointwise_conv_grad(x, kernel, dy)
     covered = _covered((ho, wo), strides, extent)
 
     # Input gradient: a VALID transposed convolution yields the gradient of every padded position a window
     # covers; TFLite's TRANSPOSE_CONV has no dilation, so the kernel is spread out with zeros first.
     spread = kernel if dilations == (1, 1) else _zero_insert(kernel, dilations)
-    batch = tf.shape(dy)[0]
+    # A static output shape keeps TRANSPOSE_CONV's output tensor static (no reallocation at every step).
+    batch = dy.shape[0] if dy.shape[0] is not None else tf.shape(dy)[0]
     dx_covered = tf.nn.conv2d_transpose(
         dy, spread, tf.stack([batch, covered[0], covered[1], c]), [1, *strides, 1], "VALID"
     )
     dx = _scatter_windows({(0, 0): dx_covered}, (1, 1), [(pads[0][0], h), (pads[1][0], w)])
     return [dx, _filter_grad(x, dy, strides, dilations, pads, covered)]
+
+
+def _pointwise_conv_grad(x: tf.Tensor, kernel: tf.Tensor, dy: tf.Tensor) -> list[tf.Tensor]:
+    """Gradients of a 1x1, stride-1 convolution, which is a matrix product over the flattened positions.
+
+    dx = dy W^T and dW = x^T dy as BATCH_MATMULs, which XNNPACK runs with both operands computed at run time; it
+    takes neither TRANSPOSE_CONV nor CONV_2D with a filter that is not a constant (a variable, or dy).
+    """
+    c, o = kernel.shape.as_list()[2:]
+    x2 = tf.reshape(x, [-1, c])
+    dy2 = tf.reshape(dy, [-1, o])
+    # A 3-D product with adj_y: the converter turns a 2-D one into FULLY_CONNECTED, whose run-time weights
+    # XNNPACK does not take.
+    dx = tf.matmul(tf.reshape(dy2, [1, -1, o]), tf.reshape(kernel, [1, c, o]), transpose_b=True)
+    dw = tf.matmul(x2, dy2, transpose_a=True)
+    return [tf.reshape(dx, tf.shape(x) if x.shape[0] is None else x.shape), tf.reshape(dw, [1, 1, c, o])]
 
 
 def _conv2d_transpose_grad(op: Any, dy: tf.Tensor) -> list[tf.Tensor | None] | None:
@@ -326,36 +369,66 @@ def _conv2d_transpose_grad(op: Any, dy: tf.Tensor) -> list[tf.Tensor | None] | N
 
 
 def _depthwise_grad(op: Any, dy: tf.Tensor) -> list[tf.Tensor] | None:
-    """DepthwiseConv2dNative gradients from per-tap strided slices (both TF backprop ops are Flex).
+    """DepthwiseConv2dNative gradients (both TF backprop ops are Flex).
 
-    For every kernel tap (p, q), the input elements it touches are one strided slice of the padded input.
-    Filter gradient: that slice times dy, summed over batch and positions. Input gradient: dy times the tap's
-    weights, added back at the slice positions by :func:`_scatter_windows`.
+    For every kernel tap (p, q), the input elements it touches are one window of the padded input (a unit-step
+    SLICE, see :func:`_window_taker`). Filter gradient: that window times dy, summed over batch and positions.
+    Input gradient: without dilation, one DEPTHWISE_CONV_2D of the zero-inserted, padded dy by the flipped kernel
+    (a transposed depthwise convolution); with dilation, dy times each tap's weights added back per tap.
     """
     geometry = _conv_geometry(op, dy)
     if geometry is None:
         return None
     x, kernel, strides, dilations, (h, w, _), (ho, wo, _), extent, pads = geometry
     kh, kw, c, mult = kernel.shape.as_list()
-    x_padded = _pad_hw(x, pads)
+    take = _window_taker(_pad_hw(x, pads), strides, (ho, wo), extent)
     # Output channel k = c * mult + m; splitting it gives a 5-D tensor, the most TFLite broadcasts handle.
     dy_split = dy if mult == 1 else tf.reshape(dy, [-1, ho, wo, c, mult])
-    dx_parts: dict[tuple[int, int], tf.Tensor] = {}
     dw_taps = []
     for p in range(kh):
         for q in range(kw):
-            offset = (p * dilations[0], q * dilations[1])
-            tap = kernel[p, q]  # [C, mult]
-            window = _windows(x_padded, offset, strides, (ho, wo))
+            window = take((p * dilations[0], q * dilations[1]))
             if mult == 1:
-                dx_parts[offset] = dy * tap[:, 0]
                 dw_taps.append(tf.reduce_sum(window * dy, axis=[0, 1, 2])[:, None])
             else:
-                dx_parts[offset] = tf.reduce_sum(dy_split * tap, axis=-1)
                 dw_taps.append(tf.reduce_sum(window[..., None] * dy_split, axis=[0, 1, 2]))
-    dx = _scatter_windows(dx_parts, strides, [(pads[0][0], h), (pads[1][0], w)])
     dw = tf.reshape(tf.stack(dw_taps), [kh, kw, c, mult])
-    return [dx, dw]
+    region = [(pads[0][0], h), (pads[1][0], w)]
+    if tuple(dilations) != (1, 1):
+        parts = {}
+        for p in range(kh):
+            for q in range(kw):
+                tap = kernel[p, q]  # [C, mult]
+                parts[(p * dilations[0], q * dilations[1])] = (
+                    dy * tap[:, 0] if mult == 1 else tf.reduce_sum(dy_split * tap, axis=-1))
+        return [_scatter_windows(parts, strides, region), dw]
+    covered = _covered((ho, wo), strides, extent)
+    # dx[r] = sum_p z[r - p] k[p] over the zero-inserted dy z: a VALID correlation of z, padded by k - 1 on both
+    # sides, with the flipped kernel; it yields the gradient of every padded position the windows cover.
+    z = _zero_insert_hw(dy, strides)
+    z = _pad_hw(z, [(kh - 1, kh - 1), (kw - 1, kw - 1)])  # VALID output: (ho - 1) * s + k = covered rows
+    flipped = tf.reshape(tf.reverse(kernel, [0, 1]), [kh, kw, c * mult, 1])
+    dx_covered = tf.nn.depthwise_conv2d(z, flipped, [1, 1, 1, 1], "VALID")
+    if mult != 1:
+        dx_covered = tf.reduce_sum(tf.reshape(dx_covered, [-1, *covered, c, mult]), axis=-1)
+    return [_scatter_windows({(0, 0): dx_covered}, (1, 1), region), dw]
+
+
+def _zero_insert_hw(t: tf.Tensor, strides: Sequence[int]) -> tf.Tensor:
+    """[N, H, W, C] -> [N, (H-1)*sh+1, (W-1)*sw+1, C] with t[:, i, j] at (i*sh, j*sw) and zeros between: RESHAPE
+    and PAD only (both run on XNNPACK; an interleave by PACK does not)."""
+    sh, sw = strides
+    n, h, w, c = t.shape.as_list()
+    n = -1 if n is None else n
+    if sh > 1:
+        t = tf.pad(tf.reshape(t, [n, h, 1, w * c]), [[0, 0], [0, 0], [0, sh - 1], [0, 0]])
+        t = tf.slice(tf.reshape(t, [n, h * sh, w, c]), [0, 0, 0, 0], [n, (h - 1) * sh + 1, w, c])
+        h = (h - 1) * sh + 1
+    if sw > 1:
+        rows = -1 if n == -1 else n * h
+        t = tf.pad(tf.reshape(t, [rows, w, 1, c]), [[0, 0], [0, 0], [0, sw - 1], [0, 0]])
+        t = tf.slice(tf.reshape(t, [n, h, w * sw, c]), [0, 0, 0, 0], [n, h, (w - 1) * sw + 1, c])
+    return t
 
 
 # --- slicing ---------------------------------------------------------------------------------------------
@@ -497,9 +570,10 @@ def _max_pool_grad(op: Any, dy: tf.Tensor) -> tf.Tensor | None:
     zero = tf.zeros([], dy.dtype)
     parts: dict[tuple[int, int], tf.Tensor] = {}
     taken = None
+    take = _window_taker(x_padded, strides, (ho, wo), (kh, kw))
     for p in range(kh):
         for q in range(kw):
-            hit = tf.equal(_windows(x_padded, (p, q), strides, (ho, wo)), y)
+            hit = tf.equal(take((p, q)), y)
             if taken is None:
                 taken = hit
             else:
@@ -583,7 +657,7 @@ _FUSED_BN = (
 
 REWRITES: Mapping[str, str] = {
     "Relu": "ReluGrad -> where(y > 0, dy, 0) (GREATER, SELECT)",
-    "Relu6": "Relu6Grad -> where(0 < y < 6, dy, 0) (GREATER, LESS, LOGICAL_AND, SELECT)",
+    "Relu6": "Relu6Grad -> where(y * (6 - y) > 0, dy, 0) (SUB, MUL, GREATER, SELECT)",
     "LeakyRelu": "LeakyReluGrad -> where(x > 0, dy, alpha*dy) (GREATER, MUL, SELECT)",
     "Elu": "EluGrad -> where(y < 0, (y+1)*dy, dy) (LESS, ADD, MUL, SELECT)",
     "Softsign": "SoftsignGrad -> dy / (1 + |x|)^2 (ABS, ADD, SQUARE, DIV)",
@@ -591,7 +665,8 @@ REWRITES: Mapping[str, str] = {
     "Erfc": "exact GELU: derivative Phi(x) + x*phi(x) from x and the GELU output, so the forward still fuses "
     "to the GELU builtin (TFLite has no ERF/ERFC)",
     "Conv2D": "Conv2DBackpropFilter -> CONV_2D of the transposed padded input by the transposed dy; input "
-    "gradient as a VALID TRANSPOSE_CONV (dilated kernel spread with zeros) plus crop",
+    "gradient as a VALID TRANSPOSE_CONV (dilated kernel spread with zeros) plus crop; a 1x1 stride-1 "
+    "convolution's two gradients as BATCH_MATMULs (XNNPACK)",
     "Conv2DBackpropInput": "Conv2DTranspose: dx as a VALID CONV_2D of the padded dy, dW as the filter gradient "
     "above with the roles of input and output gradient swapped (no Conv2DBackpropFilter)",
     "StridedSlice": "StridedSliceGrad -> RESHAPE + PAD for a unit-step box (cropping, gate splits, unrolled time "
@@ -602,10 +677,11 @@ REWRITES: Mapping[str, str] = {
     "(EINSUM -> BATCH_MATMUL)",
     "ResizeNearestNeighbor": "ResizeNearestNeighborGrad -> dx = A_h^T dy A_w with 0/1 selection matrices "
     "(EINSUM -> BATCH_MATMUL)",
-    "DepthwiseConv2dNative": "depthwise backprop (input and filter) -> per-tap strided slices, MUL, SUM, and "
+    "DepthwiseConv2dNative": "depthwise backprop: filter gradient per tap as a unit-step SLICE (strides folded "
+    "into a 5-D RESHAPE), MUL, SUM; input gradient as one DEPTHWISE_CONV_2D of the zero-inserted padded dy by "
+    "the flipped kernel (dilated: per tap, interleave/PAD to add back)",
+    "MaxPool": "MaxPoolGrad -> per-tap unit-step slices, EQUAL to the output with first-max masks, "
     "interleave/PAD to add back",
-    "MaxPool": "MaxPoolGrad -> per-tap strided slices, EQUAL to the output with first-max masks, interleave/PAD "
-    "to add back",
     "AvgPool": "AvgPoolGrad -> dy / non-padded window size, interleave/PAD to add back",
     "FusedBatchNorm": _FUSED_BN,
     "FusedBatchNormV2": _FUSED_BN,
