@@ -137,3 +137,29 @@ def test_more_samples_than_the_batch_are_refused() -> None:
     x, y = _data(BATCH + 1)
     with pytest.raises(DataError, match=r"expects shape \(8, 6\)"):
         lite.train_step(x, y)
+
+
+def _two_towers():
+    keras.utils.set_random_seed(12)
+    user, item = keras.Input((4,), name="user"), keras.Input((3,), name="item")
+    joined = keras.layers.Concatenate(name="join")([keras.layers.Dense(5, name="u")(user),
+                                                   keras.layers.Dense(5, name="i")(item)])
+    normed = keras.layers.BatchNormalization(name="bn")(joined)
+    return keras.Model([user, item], keras.layers.Dense(1, name="score")(normed), name="towers")
+
+
+def test_a_two_input_model_pads_every_input_alike() -> None:
+    from litetrain.runtime.base import record
+
+    def build(batch_size: int):
+        return litetrain.build(_two_towers(), loss="mse", optimizer=SGD, batch_size=batch_size)
+
+    padded, unpadded = build(BATCH), build(REAL)
+    lite, reference = LiteRTRunner(padded.tflite), TensorflowModuleRunner(unpadded.module)
+    reference.set_weights(lite.get_weights())
+    rng = np.random.default_rng(5)
+    x = record({"x_user": rng.standard_normal((REAL, 4)).astype(np.float32),
+                "x_item": rng.standard_normal((REAL, 3)).astype(np.float32)})
+    y = rng.standard_normal((REAL, 1)).astype(np.float32)
+    assert lite.train_step(x, y) == pytest.approx(reference.train_step(x, y), abs=ATOL)
+    assert _max_diff(lite.get_weights(), reference.get_weights()) <= ATOL
