@@ -90,6 +90,8 @@ class CompiledModelRunner(Runner):
                 self._buffers = self._state["buffers"] = {
                     k: self._bind(k, details[k]) for k in (*layout.keys, self._infer_key)}
                 ins, outs, _ = self._buffers[self._infer_key]
+                for info in layout.infer_input.fields:  # zeros: a new buffer's garbage makes an embedding's GATHER fail
+                    ins[info.name].write(np.zeros(tuple(d or 1 for d in info.shape), info.dtype))
                 self._model.run_by_name(self._infer_key, ins, outs)  # the first run; infer changes no state
         except (RuntimeError, ValueError) as exc:
             self._release()
