@@ -20,7 +20,8 @@ CLASSES = 4
 SCCE = "sparse_categorical_crossentropy"
 
 
-def _base_and_head(dropout_below: bool = False, skip: bool = False, flatten_first: bool = False) -> Any:
+def _base_and_head(dropout_below: bool = False, skip: bool = False, flatten_first: bool = False,
+                   augment: bool = False) -> Any:
     """A small CNN: conv, BatchNorm, conv, pooling, Dropout, Dense 16, Dense 4 (the last two train with last:2)."""
     import keras
 
@@ -28,7 +29,8 @@ def _base_and_head(dropout_below: bool = False, skip: bool = False, flatten_firs
     inp = keras.Input((8, 8, 1))
     if flatten_first:  # weightless layers before the first trainable one: no cut worth caching
         return keras.Sequential([inp, keras.layers.Flatten(), keras.layers.Dense(CLASSES)])
-    h = first = keras.layers.Conv2D(6, 3, activation="relu")(inp)
+    h = keras.layers.RandomFlip("horizontal", seed=3)(inp) if augment else inp
+    h = first = keras.layers.Conv2D(6, 3, activation="relu")(h)
     h = keras.layers.BatchNormalization()(h)
     if dropout_below:
         h = keras.layers.Dropout(0.3)(h)
@@ -111,6 +113,7 @@ def _plan(model: Any, trainable: str, layers: str = "fit") -> Any:
     ({"skip": True}, "last:2", "fit", "a connection across the cut"),
     ({}, "all", "fit", "nothing is frozen below the first trainable layer"),
     ({"flatten_first": True}, "all", "fit", "nothing with weights is frozen below 'flatten"),
+    ({"augment": True}, "last:2", "fit", "RandomFlip 'random_flip"),
 ])
 def test_no_bottleneck_when_caching_is_unsound(kwargs: dict[str, bool], trainable: str, layers: str,
                                                reason: str) -> None:
