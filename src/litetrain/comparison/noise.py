@@ -95,6 +95,10 @@ def standard_perturbations(
 ) -> list[Perturbation]:
     """The default set: two TensorFlow perturbations and, for a TFLite candidate, three kernel-path perturbations.
 
+    The order is the order they run in, the cheapest of each side first: the noise floor stops once more runs could
+    not change the verdict (``SETTLE_MARGIN`` in :mod:`litetrain.comparison.session`), and the reference kernels,
+    several times slower than XNNPACK on convolutions, come last.
+
     Args:
         reference: The TensorFlow twin's runner (reused: it is reset to the initial weights for each run).
         candidate_factory: ``f(kernels=..., num_threads=...) -> Runner`` making fresh interpreters of the same model.
@@ -117,13 +121,13 @@ def standard_perturbations(
         from litetrain.runtime.litert import Kernels
 
         perturbations += [
-            Perturbation("tflite:reference-kernels", CANDIDATE_SIDE,
-                         "LiteRT with its builtin reference kernels instead of XNNPACK",
-                         lambda: candidate_factory(kernels=Kernels.REFERENCE)),
             Perturbation("tflite:no-default-delegate", CANDIDATE_SIDE,
                          "LiteRT's optimized builtin kernels without the default XNNPACK delegate",
                          lambda: candidate_factory(kernels=Kernels.NO_DELEGATE)),
             Perturbation("tflite:1-thread", CANDIDATE_SIDE, "LiteRT (XNNPACK) on 1 thread",
                          lambda: candidate_factory(num_threads=1)),
+            Perturbation("tflite:reference-kernels", CANDIDATE_SIDE,
+                         "LiteRT with its builtin reference kernels instead of XNNPACK",
+                         lambda: candidate_factory(kernels=Kernels.REFERENCE)),
         ]
     return perturbations

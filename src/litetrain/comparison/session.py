@@ -13,6 +13,7 @@ import numpy as np
 from litetrain._env import environment
 from litetrain.comparison import metrics
 from litetrain.comparison.divergence import (
+    NOT_COMPARABLE,
     Divergence,
     assess_divergence,
     dense_steps,
@@ -328,15 +329,33 @@ class _Comparison:
             return
         t1 = time.perf_counter()
         ref_traj, cand_traj, steps, names = self.ref_traj, self.cand_traj, self.steps, self.float_names
-        self.floor_info, loss_floor, weight_floor, out_floor = _noise_floor(
-            self.twins.perturbations, self.init_w, self.data, self.plan, steps, ref_traj, cand_traj, self.ref_out,
-            self.cand_out, names)
         distance = [weight_distance(cand_traj.snapshots[s], ref_traj.snapshots[s], names) for s in steps]
         scales = [weight_scale(ref_traj.snapshots[s], names) for s in steps]
-        self.divergence = assess_divergence(steps, distance, weight_floor, scales, self.diffs, loss_floor,
-                                            ref_traj.losses)
+
+        def divergence(loss_floor: np.ndarray, weight_floor: list[float]) -> Divergence:
+            return assess_divergence(steps, distance, weight_floor, scales, self.diffs, loss_floor, ref_traj.losses)
+
+        self.floor_info, loss_floor, weight_floor, out_floor = _noise_floor(
+            self.twins.perturbations, self.init_w, self.data, self.plan, steps, ref_traj, cand_traj, self.ref_out,
+            self.cand_out, names, settled=lambda lf, wf, of: self._settled(divergence(lf, wf), of, wf, scales))
+        self.divergence = divergence(loss_floor, weight_floor)
         self.floor_info["output_floor_after"] = out_floor
         self.timings["noise_floor_s"] = time.perf_counter() - t1
+
+    def _settled(self, divergence: Divergence, out_floor: float, weight_floor: list[float],
+                 scales: list[float]) -> bool:
+        """Whether more perturbations could still change the verdict (see :data:`SETTLE_MARGIN`).
+
+        Each perturbation can only raise the floors (they are maxima over the runs), so twins within the loss,
+        weight and output floors stay within them, and a floor that already makes single runs incomparable stays
+        so. What a higher floor could still change is CONSISTENT into CONSISTENT_SENSITIVE: that is ruled out
+        while the weight floor is SETTLE_MARGIN times below the point where runs stop being comparable.
+        """
+        if not divergence.within_floor or _outputs_beyond_floor(self.after, out_floor):
+            return False
+        if divergence.comparable_until is not None:
+            return True
+        return all(f * SETTLE_MARGIN < NOT_COMPARABLE * sc for f, sc in zip(weight_floor, scales, strict=True))
 
     def decide(self) -> None:
         """The verdict and its cause, locating the first differing step when the twins leave the floor."""
@@ -409,6 +428,17 @@ class _Comparison:
         )
 
 
+SETTLE_MARGIN = 100.0
+"""The noise floor stops adding perturbations once every side (TensorFlow, TFLite) has run one, the twins are within
+the floors, and the weight floor is this many times below :data:`NOT_COMPARABLE` of the weights' scale: the runs
+left (the costliest come last) would have to move the weights 100 times further than every run before them to change
+the verdict. They are listed under ``skipped`` with the reason."""
+
+
+def _outputs_beyond_floor(after: InferenceComparison, out_floor: float) -> bool:
+    return after.max_abs_error > 10 * max(out_floor, 1e-6 * max(1.0, after.max_abs_error))
+
+
 def out_floor_of(floor_info: dict[str, Any] | None) -> float | None:
     return None if floor_info is None else floor_info.get("output_floor_after")
 
@@ -430,14 +460,21 @@ def _noise_floor(
     ref_out: np.ndarray,
     cand_out: np.ndarray,
     float_names: list[str],
+    settled: Callable[[np.ndarray, list[float], float], bool] = lambda *_: False,
 ) -> tuple[dict[str, Any], np.ndarray, list[float], float]:
-    """Runs every perturbation; returns per-run figures and the per-step loss, weight and output floors."""
+    """Runs the perturbations in order until ``settled(loss_floor, weight_floor, out_floor)`` once every side has
+    run; returns per-run figures and the per-step loss, weight and output floors."""
     loss_floor = np.zeros(plan.steps)
     weight_floor = [0.0] * len(steps)
     out_floor = 0.0
-    runs = []
+    runs: list[dict[str, Any]] = []
     skipped = []
-    for p in perturbations:
+    sides = {p.side for p in perturbations}
+    for i, p in enumerate(perturbations):
+        if runs and {r["side"] for r in runs} == sides and settled(loss_floor, weight_floor, out_floor):
+            skipped += [{"name": q.name, "reason": f"not needed: within the floor of the {len(runs)} runs before, "
+                         "which it could only raise"} for q in perturbations[i:]]
+            break
         try:
             runner = p.runner()
         except LitetrainError as exc:  # e.g. the reference kernels lack an op (ELU): judge with the others
@@ -532,7 +569,7 @@ def _decide(
             f"the twins leave the noise floor at step {divergence.first_step_beyond_floor} (up to "
             f"{divergence.weight_max_ratio:.0f}x the floor) but single steps agree to "
             f"{location.update_rel_error if location else 0:.2g} relative: same dynamics, lower precision")
-    if out_floor is not None and after.max_abs_error > 10 * max(out_floor, 1e-6 * max(1.0, after.max_abs_error)):
+    if out_floor is not None and _outputs_beyond_floor(after, out_floor):
         return Verdict.DRIFT, (f"training agrees within the floor, but outputs after training differ by "
                                f"{after.max_abs_error:.3g} against a floor of {out_floor:.3g}")
     if has_weights and not initial.get("identical", True):
