@@ -161,8 +161,10 @@ def main(argv: list[str] | None = None) -> None:
     y_info = TensorInfo("y", tuple(module.y_spec.shape.as_list()), module.y_dtype)
     data = fit_to_model(load_dataset("digits:28x28"), runners["in-process"].train_inputs[0], y_info,
                         module.output_shape, module.loss_config)
-    plan = plan_batches(len(data.x), args.batch_size, steps=max(args.rss_steps, 200), seed=args.seed)
-    xb, yb = data.x[plan.indices], data.y[plan.indices]
+    plan = plan_batches(len(data.x), args.batch_size, steps=max(args.rss_steps, 200), seed=args.seed,
+                        drop_remainder=True)  # full batches: the timed steps all do the same work
+    rows = np.stack(plan.indices)
+    xb, yb = data.x[rows], data.y[rows]
 
     with tempfile.TemporaryDirectory(prefix="litetrain-bench-") as tmp:
         folder = Path(tmp)
