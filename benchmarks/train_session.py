@@ -93,7 +93,7 @@ def _prepare(tmp: Path, batch: int) -> tuple[Path, Path]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=10, help="epochs per session (default 10: 440 steps)")
+    parser.add_argument("--epochs", type=int, default=10, help="epochs per session (default 10: 450 steps)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3, help="runs of each configuration; the best is reported")
     parser.add_argument("--project-samples", type=int, default=100_000)
