@@ -110,8 +110,7 @@ def check(
     comparison = run_comparison(
         kind=kind, twins=twins, data=fitted, plan=plan, tol=tol, from_logits=module.loss_config.from_logits,
         model_info=model_info, data_info=dataset.describe(), settings=settings, require_exact_initial_weights=True,
-        fail_on=fail, timings={**result.timings, "setup_s": time.perf_counter() - t0},
-        notes=_layer_notes(module),
+        fail_on=fail, timings={**result.timings, "setup_s": time.perf_counter() - t0}, notes=_layer_notes(module),
     )
     return _with_extras(comparison, result, reference, candidate, fitted, plan, tol, initial,
                         repeats=repeats, runtimes=runtimes, steps=steps, epochs=epochs, seed=seed)
