@@ -24,7 +24,8 @@ ARM64_TARGET_S = 60.0
 
 
 def _ulps(diff: float, scale: float) -> float:
-    return diff / (max(scale, np.finfo(np.float32).tiny) * float(np.finfo(np.float32).eps))
+    """``diff`` in units of the float32 spacing at ``scale`` (a value's own ulp, or a tensor's largest |value|'s)."""
+    return diff / float(np.spacing(np.float32(max(scale, np.finfo(np.float32).tiny))))
 
 
 def _run(name: str, tflite: bytes, xs: np.ndarray, ys: np.ndarray) -> dict:
