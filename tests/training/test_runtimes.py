@@ -33,7 +33,7 @@ def _final_weights(ck: Path) -> dict[str, np.ndarray]:
 
 def test_compiled_leads_and_the_interpreter_follows_bit_for_bit(tm, tmp_path):
     code, plain = _train(tm, tmp_path / "plain")
-    assert code == 0 and "runtimes" not in plain  # without --runtimes: the Interpreter alone, as before
+    assert code == 0 and plain["runtimes"] is None  # without --runtimes: the Interpreter alone, as before
     code, both = _train(tm, tmp_path / "both", "--runtimes", "compiled,interpreter")
     assert code == 0
     assert both["settings"]["runner"] == "compiled"
@@ -58,6 +58,7 @@ def test_one_runtime_alone_gets_its_row(tm, tmp_path, capsys):
     assert code == 0
     rows = json.loads((tmp_path / "r.json").read_text())["runtimes"]
     assert list(rows) == ["compiled"] and rows["compiled"]["leader"] and rows["compiled"]["steps"] == SPE
+    assert rows["compiled"]["max_abs_loss_diff"] is None  # a leader is compared with no one
     out = capsys.readouterr().out
     assert "compiled" in out and "steps/s" in out and "leader" in out
 

@@ -81,6 +81,7 @@ class LockstepRunner(Runner):
                 "steps_per_second": runner.train_calls / runner.train_seconds if runner.train_seconds else None,
                 "emulated": runner.name in EMULATED,
             }
+            row.update(max_abs_loss_diff=None, max_abs_weight_diff=None, identical_to_leader=None)
             if runner is not self.leader:
                 weights = runner.get_weights() if self.has_weights else {}
                 diffs = [float(np.max(np.abs(np.asarray(w, np.float64) - np.asarray(lead_weights[n], np.float64))))

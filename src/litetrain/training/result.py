@@ -123,7 +123,7 @@ class TrainResult:
             "seconds_per_step": self.budget.seconds_per_step,
             "budget": self.budget.to_json(),
             "environment": self.environment,
-            **({"runtimes": self.runtimes} if self.runtimes else {}),
+            "runtimes": self.runtimes or None,
         })
 
     def save(self, path: str | Path) -> Path:

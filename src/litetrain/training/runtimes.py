@@ -73,4 +73,5 @@ def runtime_rows(runner: Runner) -> dict[str, dict[str, object]]:
         return runner.rows()
     speed = runner.train_calls / runner.train_seconds if runner.train_seconds else None
     return {runner.name: {"leader": True, "steps": runner.train_calls, "steps_per_second": speed,
-                          "emulated": runner.name in EMULATED}}
+                          "emulated": runner.name in EMULATED, "final_loss": None, "max_abs_loss_diff": None,
+                          "max_abs_weight_diff": None, "identical_to_leader": None}}
