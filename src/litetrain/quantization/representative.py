@@ -49,7 +49,8 @@ class RepresentativeData:
         """Per-signature calibration samples for a trainable model (train, infer, infer_fixed, save, restore).
 
         ``train`` takes fixed batches of ``batch_size``: the representative inputs (repeated to fill the last
-        batch) with ``labels`` cycled, since calibration only needs their range; ``restore`` takes ``weights``.
+        batch) with ``labels`` cycled, since calibration only needs their range, every row real (``n``);
+        ``restore`` takes ``weights``.
         """
         n = max(math.ceil(len(self.x) / batch_size), 1)
         rows = np.resize(np.arange(len(self.x)), n * batch_size).reshape(n, batch_size)
@@ -57,7 +58,7 @@ class RepresentativeData:
 
         def gen() -> Iterator[Any]:
             for r, lr in zip(rows, label_rows, strict=True):
-                yield "train", {"x": self.x[r], "y": labels[lr]}
+                yield "train", {"x": self.x[r], "y": labels[lr], "n": np.array([batch_size], np.int32)}
                 yield "infer", {"x": self.x[r]}
                 yield "infer_fixed", {"x": self.x[r]}
                 yield "restore", dict(weights)
