@@ -302,7 +302,8 @@ def _covered(out_hw: Sequence[int], strides: Sequence[int], extent: Sequence[int
 
 
 def _conv2d_grad(op: Any, dy: tf.Tensor) -> list[tf.Tensor] | None:
-    """Conv2D gradients as a TRANSPOSE_CONV (input) and a CONV_2D (filter).
+    """Conv2D gradients: input as a TRANSPOSE_CONV, filter as a CONV_2D; a 1x1 stride-1 convolution's both as
+    BATCH_MATMULs.
 
     TF's filter gradient is Conv2DBackpropFilter (Flex). Its input gradient lowers to TRANSPOSE_CONV only for
     SAME/VALID padding without dilation, so both are computed here for every case.
@@ -316,6 +317,9 @@ def _conv2d_grad(op: Any, dy: tf.Tensor) -> list[tf.Tensor] | None:
     if kernel.shape.as_list()[:2] == [1, 1] and tuple(strides) == (1, 1) and pads == [(0, 0), (0, 0)]:
         return _pointwise_conv_grad(x, kernel, dy)
     covered = _covered((ho, wo), strides, extent)
+    region = [(pads[0][0], h), (pads[1][0], w)]
+    # An im2col input gradient (SLICEs, CONCATENATION, one BATCH_MATMUL on XNNPACK) was faster as an op alone
+    # but made resnet_small's whole step ~5% slower than this TRANSPOSE_CONV (interleaved A/B of whole steps).
 
     # Input gradient: a VALID transposed convolution yields the gradient of every padded position a window
     # covers; TFLite's TRANSPOSE_CONV has no dilation, so the kernel is spread out with zeros first.
@@ -325,7 +329,7 @@ def _conv2d_grad(op: Any, dy: tf.Tensor) -> list[tf.Tensor] | None:
     dx_covered = tf.nn.conv2d_transpose(
         dy, spread, tf.stack([batch, covered[0], covered[1], c]), [1, *strides, 1], "VALID"
     )
-    dx = _scatter_windows({(0, 0): dx_covered}, (1, 1), [(pads[0][0], h), (pads[1][0], w)])
+    dx = _scatter_windows({(0, 0): dx_covered}, (1, 1), region)
     return [dx, _filter_grad(x, dy, strides, dilations, pads, covered)]
 
 
