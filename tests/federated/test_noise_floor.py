@@ -125,7 +125,11 @@ def chaotic(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
     from litetrain.config import Optimizer, OptimizerConfig
     from litetrain.federated.federation import federate
 
-    keras.utils.set_random_seed(0)
+    # Seed 1: with seed 0 (chosen when epochs dropped their last partial batch) the TFLite/TensorFlow pair hits a
+    # ReLU kink in round 1 (one step turns a 4e-8 weight difference into 1.5e-4) while the row-reversed noise run
+    # happens not to (floor 4.5e-7), so that seed measures drift, not a clean federation. Seeds 1 and 2: floors
+    # near 2e-3 in round 1, the pair within 0.1-0.3x of them.
+    keras.utils.set_random_seed(1)
     result = federate(_cnn(), "digits", clients=4, rounds=3, local_epochs=2, partition_spec="dirichlet:0.5",
                       loss="sparse_categorical_crossentropy", optimizer=OptimizerConfig(Optimizer.SGD, 0.1),
                       runtime="both", centralized=False)
