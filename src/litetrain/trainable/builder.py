@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import json
 import tempfile
 import time
@@ -218,9 +219,12 @@ def _convert(module: TrainableModule, functions: dict[str, Any], staged: Path | 
     with _saved_model_dir(staged) as sm_dir:
         with _timed(timings, "save_s"):
             import_module("tensorflow").saved_model.save(module, str(sm_dir), signatures=functions)
+        keys = list(functions)
+        functions.clear()  # the traced graphs: the converter reads the SavedModel, and a peak is lower without them
+        gc.collect()
         with _timed(timings, "convert_s"):
             return tflite_from_saved_model(
-                sm_dir, list(functions), select_tf_ops=select_tf_ops,
+                sm_dir, keys, select_tf_ops=select_tf_ops,
                 layer_names=[layer.name for layer in module.model.layers],
                 suffixed_scopes=module.framework is Framework.KERAS3,
             )
