@@ -39,4 +39,4 @@ fi
 if [ "$#" -eq 0 ]; then
   set -- -m "not zoo"
 fi
-.venv/bin/python -m pytest -q "$@"
+.venv/bin/python -m pytest -q --durations=15 "$@"  # the 15 slowest tests, to keep the suite inside its time
