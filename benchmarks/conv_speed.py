@@ -148,7 +148,12 @@ def main(argv: list[str] | None = None) -> int:
     cases = []
     for name, size, target in plan:
         t0 = time.perf_counter()
-        case = Case(name, size, target, args)
+        try:
+            case = Case(name, size, target, args)
+        except Exception as exc:  # one model that fails to build must not lose the others' figures
+            print(f"  {name}: not measured, build failed: {type(exc).__name__}: {str(exc).splitlines()[0]}",
+                  flush=True)
+            continue
         case.measure(args.rounds)
         case.close()
         cases.append(case)
