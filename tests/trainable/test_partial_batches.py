@@ -163,3 +163,27 @@ def test_a_two_input_model_pads_every_input_alike() -> None:
     y = rng.standard_normal((REAL, 1)).astype(np.float32)
     assert lite.train_step(x, y) == pytest.approx(reference.train_step(x, y), abs=ATOL)
     assert _max_diff(lite.get_weights(), reference.get_weights()) <= ATOL
+
+
+def _conv_autoencoder():
+    keras.utils.set_random_seed(5)
+    return keras.Sequential([
+        keras.Input((6, 6, 1)), keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="enc"),
+        keras.layers.Conv2D(1, 3, padding="same", name="dec"),
+    ])
+
+
+def test_a_per_pixel_loss_weighs_the_real_rows_too() -> None:
+    """A loss whose values are per pixel ([B, H, W], two dimensions more than the row weights) trains a partial batch
+    as Keras trains the real samples alone (the zoo's conv autoencoder failed to trace before)."""
+    built = litetrain.build(_conv_autoencoder(), loss="mse", optimizer=SGD, batch_size=BATCH)
+    lite = LiteRTRunner(built.tflite)
+    reference = _conv_autoencoder()
+    reference.compile(optimizer=keras.optimizers.SGD(LR), loss="mse")
+    x = np.random.default_rng(3).random((REAL * STEPS, 6, 6, 1)).astype(np.float32)
+    for step in range(STEPS):
+        rows = slice(step * REAL, (step + 1) * REAL)
+        want = float(np.ravel(reference.train_on_batch(x[rows], x[rows]))[0])
+        assert lite.train_step(x[rows], x[rows]) == pytest.approx(want, abs=ATOL)
+    np.testing.assert_allclose(lite.get_weights()["dec_kernel"], np.asarray(reference.get_layer("dec").kernel),
+                               atol=ATOL)

@@ -287,7 +287,7 @@ class TrainableModule(tf.Module):
             outs = self._forward(xs, training=fit)
             # Set while tracing: the step draws random masks, so a batch's row order is no longer a no-op.
             self.random_draws = draws.count if draws is not None else 0
-            terms = [fn(y, o, sample_weight=rows.loss_weights(o.dtype))
+            terms = [fn(y, o, sample_weight=rows.loss_weights(o.dtype, o.shape.rank))
                      for fn, y, o in zip(self._loss_fns, ys, outs, strict=True)]
             terms = [t if o.weight == 1.0 else tf.cast(o.weight, t.dtype) * t for t, o in zip(terms, self.outputs, strict=True)]
             loss = tf.add_n(terms) if len(terms) > 1 else terms[0]

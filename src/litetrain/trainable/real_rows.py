@@ -43,10 +43,13 @@ class RealRows:
         self.n = tf.clip_by_value(tf.reshape(tf.cast(n, tf.int32), []), 1, self.batch_size)
         self.real = tf.range(self.batch_size, dtype=tf.int32) < self.n
 
-    def loss_weights(self, dtype: Any) -> Any:
-        """``B / n`` for each real row, 0 for padding (see the module docstring)."""
+    def loss_weights(self, dtype: Any, output_rank: int = 2) -> Any:
+        """``B / n`` for each real row, 0 for padding (see the module docstring), shaped ``[B, 1, ...]`` to broadcast
+        over a loss's per-element values: they have one dimension less than an output of ``output_rank`` (a per-pixel
+        loss of a [B, H, W, C] output is [B, H, W]; Keras only reconciles ranks that differ by one)."""
         scale = tf.cast(self.batch_size, dtype) / tf.cast(self.n, dtype)
-        return tf.where(self.real, scale, tf.zeros([], dtype))
+        weights = tf.where(self.real, scale, tf.zeros([], dtype))
+        return tf.reshape(weights, [self.batch_size] + [1] * max(output_rank - 2, 0))
 
     def moments(self, x: Any, axes: Any, keepdims: bool) -> tuple[Any, Any]:
         """``tf.nn.moments`` over the real rows of ``x`` (``axes`` must include the batch axis 0)."""
