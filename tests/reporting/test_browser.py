@@ -8,8 +8,6 @@ when ``CI`` or ``LITETRAIN_REQUIRE_BROWSER`` is set (``dev/test.sh`` installs it
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,46 +15,17 @@ from typing import Any
 import pytest
 
 from litetrain.reporting.html import render_html
+from tests.browser import headless_chromium, unavailable
 from tests.reporting.conftest import repo_root
 from tests.reporting.test_html import DEMO_FIGURES
 
-CHROMIUM_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-default-apps", "--window-size=1366,900",
-)
 KIND_FIGURES = {"quantize": ("fig-quant-matrix", "fig-quant-error"), "train": ("fig-train-curves", "fig-train-time"),
                 "federate": ("fig-federated-accuracy",)}
 
 
-def _binary(name: str, fallback: str) -> str | None:
-    return shutil.which(name) or (fallback if os.path.exists(fallback) else None)
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI") or os.environ.get("LITETRAIN_REQUIRE_BROWSER"):
-        pytest.fail(f"{reason}; CI/LITETRAIN_REQUIRE_BROWSER is set, so the browser test must run "
-                    "(dev/test.sh installs chromium and chromium-driver when run as root).")
-    pytest.skip(f"{reason}: install Debian's chromium and chromium-driver to run the browser test")
-
-
 @pytest.fixture(scope="module")
 def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    chromium = _binary("chromium", "/usr/bin/chromium")
-    chromedriver = _binary("chromedriver", "/usr/bin/chromedriver")
-    if chromium is None or chromedriver is None:
-        _unavailable(f"no {'chromium' if chromium is None else 'chromedriver'} on this machine")
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        _unavailable("selenium is not installed")
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
-    d = webdriver.Chrome(service=Service(chromedriver), options=options)
+    d = headless_chromium(tmp_path_factory.mktemp("chromium-profile"), logs=("performance", "browser"))
     try:
         d.get("about:blank")  # leave the new-tab page, whose browser-internal requests are not the report's
         yield d
@@ -167,12 +136,10 @@ def test_the_checks_catch_network_requests_and_console_errors(driver, tmp_path):
 
 
 def test_a_missing_browser_fails_where_it_is_required(monkeypatch):
-    from tests.reporting import test_browser
-
     monkeypatch.delenv("CI", raising=False)
     monkeypatch.setenv("LITETRAIN_REQUIRE_BROWSER", "1")
     with pytest.raises(pytest.fail.Exception, match="must run"):
-        test_browser._unavailable("no chromium on this machine")
+        unavailable("no chromium on this machine")
     monkeypatch.delenv("LITETRAIN_REQUIRE_BROWSER")
     with pytest.raises(pytest.skip.Exception, match="install Debian's chromium"):
-        test_browser._unavailable("no chromium on this machine")
+        unavailable("no chromium on this machine")

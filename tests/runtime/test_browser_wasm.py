@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import functools
 import http.server
-import os
 import re
 import threading
 from collections.abc import Iterator
@@ -25,18 +24,18 @@ import pytest
 
 from litetrain.config import Optimizer, OptimizerConfig
 from litetrain.runtime.install import wasm_package
-from tests.reporting.test_browser import CHROMIUM_FLAGS, _binary
+from tests.browser import headless_chromium, unavailable
 
 BATCH = 8
 STEPS = 6
 PAGE = Path(__file__).with_name("litertjs_page.html")
 
 
+NEEDS = "chromium, chromium-driver, npm and the wasm runtime"
+
+
 def _unavailable(reason: str) -> None:
-    if os.environ.get("CI") or os.environ.get("LITETRAIN_REQUIRE_BROWSER"):
-        pytest.fail(f"{reason}; CI/LITETRAIN_REQUIRE_BROWSER is set, so LiteRT.js must run in the browser here "
-                    "(dev/test.sh installs chromium, chromium-driver, npm and the wasm runtime when run as root).")
-    pytest.skip(reason)
+    unavailable(reason, NEEDS)
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
@@ -84,21 +83,7 @@ def server() -> Iterator[http.server.ThreadingHTTPServer]:
 
 @pytest.fixture(scope="module")
 def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    binary, chromedriver = _binary("chromium", "/usr/bin/chromium"), _binary("chromedriver", "/usr/bin/chromedriver")
-    if binary is None or chromedriver is None:
-        _unavailable(f"no {'chromium' if binary is None else 'chromedriver'} on this machine (Debian's chromium and "
-                     "chromium-driver)")
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        _unavailable("selenium is not installed")
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path_factory.mktemp('chromium-litertjs')}"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(chromedriver), options=options)
+    driver = headless_chromium(tmp_path_factory.mktemp("chromium-litertjs"), needs=NEEDS)
     driver.set_script_timeout(120)
     try:
         yield driver
@@ -203,7 +188,7 @@ def test_litertjs_in_chromium_trains_saves_restores_and_infers_like_the_interpre
 def test_a_missing_browser_or_runtime_fails_where_it_is_required(monkeypatch):
     monkeypatch.delenv("CI", raising=False)
     monkeypatch.setenv("LITETRAIN_REQUIRE_BROWSER", "1")
-    with pytest.raises(pytest.fail.Exception, match="must run in the browser"):
+    with pytest.raises(pytest.fail.Exception, match="must run here"):
         _unavailable("the wasm runtime is not installed")
     monkeypatch.delenv("LITETRAIN_REQUIRE_BROWSER")
     with pytest.raises(pytest.skip.Exception, match="the wasm runtime is not installed"):
