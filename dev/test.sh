@@ -35,8 +35,9 @@ if [ ! -f "${LITETRAIN_CACHE:-$HOME/.cache/litetrain}/wasm/node_modules/@litertj
     && command -v npm >/dev/null; then
   .venv/bin/litetrain runtimes install wasm >/dev/null || echo "wasm runtime not installed; its tests skip" >&2
 fi
-# Without arguments: the suite without the model zoo; .ci/run runs the zoo (-m zoo) after it.
+# Without arguments: the suite without the model zoo and the slow federation/quantization modules; .ci/run runs
+# those (-m "zoo or slow") after it.
 if [ "$#" -eq 0 ]; then
-  set -- -m "not zoo"
+  set -- -m "not zoo and not slow"
 fi
 .venv/bin/python -m pytest -q --durations=15 "$@"  # the 15 slowest tests, to keep the suite inside its time

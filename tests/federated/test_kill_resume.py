@@ -22,6 +22,8 @@ import pytest
 
 from litetrain.training.checkpoint import checkpoint_name, load_checkpoint
 
+pytestmark = pytest.mark.slow  # CI's second stage (kill -9 mid-federation and FedAdam federations: ~2 min)
+
 pytest.importorskip("flwr")
 
 ROUNDS, SERVER_LR = 3, 0.05

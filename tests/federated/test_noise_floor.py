@@ -18,6 +18,8 @@ import pytest
 from litetrain.comparison.verdict import Verdict
 from litetrain.federated.agreement import RoundAgreement, accuracy_gaps, fleet_divergence, floor_verdict
 
+pytestmark = pytest.mark.slow  # CI's second stage (federations with their noise runs: ~1.5 min)
+
 HEALTHY = {"tflite": True, "tensorflow": True}
 SCALE = 1.0
 

@@ -13,6 +13,8 @@ from litetrain.quantization.api import quantize
 from litetrain.quantization.conversion import same_content
 from tests import models
 
+pytestmark = pytest.mark.slow  # CI's second stage (quantizing trainable models, each mode converted: ~1.5 min)
+
 STEPS = 30
 ACCURACY_BOUND = 0.03
 """Deploy models may lose at most 3 percentage points of digits accuracy against float32 in any mode."""
